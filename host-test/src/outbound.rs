@@ -1,0 +1,389 @@
+//! Outbound policy: every request the component sends passes through [`Outbound`], the
+//! `wasi:http` `send_request` hook. It decides who may be reached (an allow-list of hosts),
+//! where a host really goes (`--connect-to`, like curl's), and sends over one pooled client
+//! (TLS with the system's roots, connect and first-byte timeouts).
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use http::Uri;
+use http::uri::Scheme;
+use http_body_util::BodyExt;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// Hosts the component may reach unless told otherwise: Google's APIs and AWS's STS and
+/// credential endpoints (IMDS, ECS and EKS Pod Identity).
+pub const DEFAULT_ALLOWED_HOSTS: &[&str] = &[
+    "*.googleapis.com",
+    "sts.amazonaws.com",
+    "sts.*.amazonaws.com",
+    "sts.*.amazonaws.com.cn",
+    "169.254.169.254",
+    "fd00:ec2::254",
+    "169.254.170.2",
+    "169.254.170.23",
+];
+
+/// AWS's credential endpoints speak plain HTTP on link-local addresses by design.
+const PLAIN_HTTP_METADATA_HOSTS: &[&str] = &[
+    "169.254.169.254",
+    "fd00:ec2::254",
+    "169.254.170.2",
+    "169.254.170.23",
+];
+
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `HOST[:PORT]=ADDR:PORT`: requests for HOST (on PORT, or any port) go to ADDR:PORT, which
+/// must be a loopback address, over plain HTTP, keeping their `Host` header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub host: String,
+    pub port: Option<u16>,
+    pub target: SocketAddr,
+}
+
+impl FromStr for Route {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let usage = || {
+            format!(
+                "--connect-to {s:?}: expected HOST[:PORT]=ADDR:PORT, e.g. sts.googleapis.com=127.0.0.1:8080"
+            )
+        };
+        let (from, to) = s.split_once('=').ok_or_else(usage)?;
+        let (host, port) = match from.rsplit_once(':') {
+            Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
+                (host, Some(port.parse::<u16>().map_err(|_| usage())?))
+            }
+            _ => (from, None),
+        };
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        if host.is_empty() {
+            return Err(usage());
+        }
+        let target: SocketAddr = to.parse().map_err(|_| usage())?;
+        if !target.ip().is_loopback() {
+            return Err(format!(
+                "--connect-to {s:?}: {} is not a loopback address; plain HTTP is only sent to 127.0.0.0/8 or [::1]",
+                target.ip()
+            ));
+        }
+        Ok(Route { host, port, target })
+    }
+}
+
+/// Why a request was refused. The message names the host and the flag that would allow it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Denied {
+    NotAllowed { host: String },
+    PlainHttp { host: String },
+    InvalidUri(String),
+}
+
+impl fmt::Display for Denied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Denied::NotAllowed { host } => write!(
+                f,
+                "outbound request to {host} refused by host policy: it is not on the allow-list \
+                 (Google APIs and AWS STS/credential endpoints); to allow it, pass --allow-host {host}"
+            ),
+            Denied::PlainHttp { host } => write!(
+                f,
+                "outbound request to http://{host} refused by host policy: only HTTPS leaves this host; \
+                 to reach a local server over plain HTTP, route it with --connect-to {host}=127.0.0.1:PORT"
+            ),
+            Denied::InvalidUri(uri) => {
+                write!(
+                    f,
+                    "outbound request to {uri:?} refused: the URL has no host"
+                )
+            }
+        }
+    }
+}
+
+/// Which hosts may be reached and where they go. Pure: [`Policy::decide`] does no I/O.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    allowed: Vec<String>,
+    routes: Vec<Route>,
+    pub connect_timeout: Duration,
+    pub first_byte_timeout: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            allowed: DEFAULT_ALLOWED_HOSTS
+                .iter()
+                .map(|h| h.to_string())
+                .collect(),
+            routes: Vec::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            first_byte_timeout: DEFAULT_FIRST_BYTE_TIMEOUT,
+        }
+    }
+}
+
+impl Policy {
+    pub fn new(extra_allowed: &[String], routes: Vec<Route>) -> Self {
+        let mut policy = Policy::default();
+        policy
+            .allowed
+            .extend(extra_allowed.iter().map(|h| h.to_ascii_lowercase()));
+        policy.routes = routes;
+        policy
+    }
+
+    /// The URI to actually send `uri` to, or why it may not be sent.
+    pub fn decide(&self, uri: &Uri) -> Result<Uri, Denied> {
+        let host = uri
+            .host()
+            .ok_or_else(|| Denied::InvalidUri(uri.to_string()))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let https = uri.scheme() == Some(&Scheme::HTTPS);
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        if !self
+            .allowed
+            .iter()
+            .any(|pattern| host_matches(pattern, &host))
+        {
+            return Err(Denied::NotAllowed { host });
+        }
+        if let Some(route) = self
+            .routes
+            .iter()
+            .find(|r| r.host == host && r.port.is_none_or(|p| p == port))
+        {
+            let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
+            return Ok(Uri::builder()
+                .scheme(Scheme::HTTP)
+                .authority(route.target.to_string())
+                .path_and_query(path)
+                .build()
+                .expect("a socket address and a valid path make a valid URI"));
+        }
+        if !https && !PLAIN_HTTP_METADATA_HOSTS.contains(&host.as_str()) {
+            return Err(Denied::PlainHttp { host });
+        }
+        Ok(uri.clone())
+    }
+}
+
+/// `*` stands for exactly one DNS label: `*.googleapis.com` matches `sts.googleapis.com`.
+fn host_matches(pattern: &str, host: &str) -> bool {
+    if !pattern.contains('*') || host.parse::<IpAddr>().is_ok() {
+        return pattern == host;
+    }
+    let pattern: Vec<&str> = pattern.split('.').collect();
+    let host: Vec<&str> = host.split('.').collect();
+    pattern.len() == host.len()
+        && pattern
+            .iter()
+            .zip(&host)
+            .all(|(p, h)| (*p == "*" && !h.is_empty()) || p == h)
+}
+
+type PooledClient = Client<HttpsConnector<HttpConnector>, WasiBody>;
+
+/// The `send_request` hook. Cheap to clone: clones share the policy, the connection pool and
+/// the request counter.
+#[derive(Clone)]
+pub struct Outbound {
+    policy: Arc<Policy>,
+    client: PooledClient,
+    sent: Arc<AtomicU64>,
+}
+
+impl Outbound {
+    pub fn new(policy: Policy) -> anyhow::Result<Self> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(policy.connect_timeout));
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        // The system's roots, as curl and gcloud use; Mozilla's bundled roots where the
+        // system has none (minimal containers).
+        let builder = match builder.with_native_roots() {
+            Ok(builder) => builder,
+            Err(_) => hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots(),
+        };
+        let https = builder.https_or_http().enable_http1().wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(https);
+        Ok(Outbound {
+            policy: Arc::new(policy),
+            client,
+            sent: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Requests that left this host so far (denied ones excluded).
+    pub fn requests_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+}
+
+type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
+
+impl WasiHttpHooks for Outbound {
+    fn send_request(
+        &mut self,
+        mut request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _response_done: IoFuture,
+    ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>
+    {
+        let decision = self.policy.decide(request.uri());
+        let client = self.client.clone();
+        let sent = self.sent.clone();
+        let first_byte_timeout = options
+            .and_then(|o| o.first_byte_timeout)
+            .unwrap_or(self.policy.first_byte_timeout);
+        Box::new(async move {
+            // The guest sees the reason as the error code's message, so it can say it plainly.
+            let uri =
+                decision.map_err(|denied| HttpError::InternalError(Some(denied.to_string())))?;
+            *request.uri_mut() = uri;
+            sent.fetch_add(1, Ordering::Relaxed);
+            let response = tokio::time::timeout(first_byte_timeout, client.request(request))
+                .await
+                .map_err(|_| HttpError::ConnectionReadTimeout)?
+                .map_err(|e| {
+                    if e.is_connect() {
+                        HttpError::ConnectionRefused
+                    } else {
+                        HttpError::ConnectionTerminated
+                    }
+                })?;
+            let response = response.map(|body| body.map_err(HttpError::from).boxed_unsync());
+            // The pool drives the connection; there is no per-request I/O task to hand back.
+            Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uri(s: &str) -> Uri {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn wildcards_match_one_label() {
+        assert!(host_matches("*.googleapis.com", "sts.googleapis.com"));
+        assert!(!host_matches("*.googleapis.com", "googleapis.com"));
+        assert!(!host_matches("*.googleapis.com", "a.b.googleapis.com"));
+        assert!(!host_matches(
+            "*.googleapis.com",
+            "sts.googleapis.com.evil.example"
+        ));
+        assert!(host_matches(
+            "sts.*.amazonaws.com",
+            "sts.eu-west-1.amazonaws.com"
+        ));
+        assert!(!host_matches(
+            "sts.*.amazonaws.com",
+            "s3.eu-west-1.amazonaws.com"
+        ));
+    }
+
+    #[test]
+    fn google_and_aws_are_allowed_by_default_others_not() {
+        let policy = Policy::default();
+        let ok = uri("https://sts.googleapis.com/v1/token");
+        assert_eq!(policy.decide(&ok).unwrap(), ok);
+        assert_eq!(
+            policy.decide(&uri("https://evil.example/")),
+            Err(Denied::NotAllowed {
+                host: "evil.example".into()
+            })
+        );
+        let imds = uri("http://169.254.169.254/latest/api/token");
+        assert_eq!(policy.decide(&imds).unwrap(), imds);
+    }
+
+    #[test]
+    fn plain_http_needs_a_loopback_route() {
+        let denied = Policy::default().decide(&uri("http://storage.googleapis.com/x"));
+        assert_eq!(
+            denied,
+            Err(Denied::PlainHttp {
+                host: "storage.googleapis.com".into()
+            })
+        );
+        let route: Route = "storage.googleapis.com=127.0.0.1:9000".parse().unwrap();
+        let policy = Policy::new(&[], vec![route]);
+        assert_eq!(
+            policy
+                .decide(&uri("https://storage.googleapis.com/upload?a=1"))
+                .unwrap(),
+            uri("http://127.0.0.1:9000/upload?a=1")
+        );
+    }
+
+    #[test]
+    fn routes_respect_the_port_when_given() {
+        let route: Route = "sts.googleapis.com:8443=[::1]:9000".parse().unwrap();
+        assert_eq!(route.port, Some(8443));
+        let policy = Policy::new(&[], vec![route]);
+        assert_eq!(
+            policy
+                .decide(&uri("https://sts.googleapis.com:8443/"))
+                .unwrap(),
+            uri("http://[::1]:9000/")
+        );
+        assert_eq!(
+            policy.decide(&uri("https://sts.googleapis.com/")).unwrap(),
+            uri("https://sts.googleapis.com/")
+        );
+    }
+
+    #[test]
+    fn routes_only_go_to_loopback() {
+        let err = "sts.googleapis.com=10.0.0.1:80"
+            .parse::<Route>()
+            .unwrap_err();
+        assert!(err.contains("not a loopback address"), "{err}");
+        assert!(
+            "nonsense"
+                .parse::<Route>()
+                .unwrap_err()
+                .contains("HOST[:PORT]=ADDR:PORT")
+        );
+    }
+
+    #[test]
+    fn denial_names_the_host_and_the_flag() {
+        let msg = Denied::NotAllowed {
+            host: "evil.example".into(),
+        }
+        .to_string();
+        assert!(msg.contains("evil.example") && msg.contains("--allow-host evil.example"));
+        let msg = Denied::PlainHttp {
+            host: "h.googleapis.com".into(),
+        }
+        .to_string();
+        assert!(msg.contains("--connect-to h.googleapis.com=127.0.0.1:PORT"));
+    }
+}

@@ -1,0 +1,60 @@
+//! Values that must never be printed: AWS secret keys, session tokens, Google tokens.
+
+use std::fmt;
+
+/// A secret string. `Debug` and `Display` print `[redacted]`; the value is only reachable through
+/// [`Secret::expose`], so every place that uses it is greppable.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_never_show_the_value() {
+        let secret = Secret::new("canary-SECRET-1234");
+        assert!(!format!("{secret:?}").contains("canary"));
+        assert!(!format!("{secret}").contains("canary"));
+        assert!(!format!("{:?}", Some(&secret)).contains("canary"));
+        assert_eq!(secret.expose(), "canary-SECRET-1234");
+    }
+}
