@@ -5,8 +5,17 @@
 //! natively. The only WASI code is in `component`, which translates between the WIT world and
 //! the core and does nothing else.
 
+pub mod aws;
+pub mod config;
+pub mod error;
+pub mod gcp;
+pub mod io;
+pub mod retry;
 pub mod secret;
 pub mod sigv4;
+
+#[cfg(test)]
+mod testing;
 
 #[cfg(target_arch = "wasm32")]
 mod component;

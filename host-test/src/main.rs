@@ -3,11 +3,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context as _, Result, anyhow};
-use clap::{Parser, Subcommand};
-use host_test::outbound::{Outbound, Policy};
-use host_test::runtime::{Runtime, sigv4};
-use host_test::sign::{SignInput, SignOutput};
+use anyhow::{Context as _, Result};
+use clap::{Args, Parser, Subcommand};
+use host_test::dest::DestFile;
+use host_test::emulator::{AwsIdentity, Emulator, EmulatorConfig, Misconfig};
+use host_test::outbound::{Outbound, Policy, Route};
+use host_test::runtime::{GuestEnv, Runtime, Session, StepError};
+use host_test::sign::{SignInput, SignOutput, parse_time};
+use serde_json::json;
 
 /// Runs the wif-push component: keyless delivery from AWS into Google Cloud Storage.
 #[derive(Parser)]
@@ -29,6 +32,57 @@ enum Command {
     Sign,
     /// Show the component at work on built-in example inputs, with no set-up.
     Demo,
+    /// Print the URL-encoded AWS subject token for the destination (a short-lived credential).
+    SubjectToken {
+        #[command(flatten)]
+        dest: DestArgs,
+        /// Sign at this time (RFC 3339) instead of now.
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<String>,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// Run the token flow (AWS → Google STS → service account) and print what was obtained,
+    /// never the token itself.
+    Token {
+        #[command(flatten)]
+        dest: DestArgs,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// Serve the embedded emulator of Google STS and IAM Credentials until interrupted. It
+    /// accepts the AWS credentials in this process's environment (or AWS's documentation
+    /// example keys).
+    Emulate {
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Reproduce a partner-side misconfiguration (repeatable).
+        #[arg(long, value_enum)]
+        misconfig: Vec<Misconfig>,
+    },
+}
+
+#[derive(Args)]
+struct DestArgs {
+    /// The partner destination (see README: DEST.toml).
+    #[arg(long, value_name = "DEST.toml")]
+    config: PathBuf,
+}
+
+#[derive(Args)]
+struct NetArgs {
+    /// Send requests for HOST[:PORT] to ADDR:PORT (a loopback address), over plain HTTP.
+    #[arg(long = "connect-to", value_name = "HOST[:PORT]=ADDR:PORT")]
+    connect_to: Vec<Route>,
+    /// Also allow requests to HOST (`*` stands for one DNS label).
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allow_host: Vec<String>,
+}
+
+impl NetArgs {
+    fn outbound(&self) -> Result<Outbound> {
+        Outbound::new(Policy::new(&self.allow_host, self.connect_to.clone()))
+    }
 }
 
 impl Command {
@@ -36,6 +90,9 @@ impl Command {
         match self {
             Command::Sign => "sign",
             Command::Demo => "demo",
+            Command::SubjectToken { .. } => "subject-token",
+            Command::Token { .. } => "token",
+            Command::Emulate { .. } => "emulate",
         }
     }
 }
@@ -47,8 +104,16 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let message = format!("{err:#}");
+            let step = err.downcast_ref::<StepError>().map(|e| &e.0);
             if cli.json {
-                let json = serde_json::json!({"error": {"command": cli.command.name(), "message": message}});
+                let json = json!({"error": {
+                    "command": cli.command.name(),
+                    "step": step.map(|s| &s.step),
+                    "message": message,
+                    "fix": step.and_then(|s| s.fix.as_ref()),
+                    "status": step.and_then(|s| s.status),
+                    "transient": step.map(|s| s.transient),
+                }});
                 eprintln!("{json}");
             } else {
                 eprintln!("host-test {}: {message}", cli.command.name());
@@ -56,6 +121,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn session(cli: &Cli, outbound: Outbound) -> Result<Session> {
+    let runtime = Runtime::load(cli.component.as_deref())?;
+    let env = GuestEnv::aws(|name| std::env::var(name).ok());
+    Session::new(&runtime, &env, outbound).await
 }
 
 async fn run(cli: &Cli) -> Result<()> {
@@ -66,7 +137,8 @@ async fn run(cli: &Cli) -> Result<()> {
                 .read_to_string(&mut json)
                 .context("read the request from stdin")?;
             let request = SignInput::parse(&json)?.into_wit()?;
-            let signed = sign(cli, &request).await?;
+            let mut session = session(cli, Outbound::new(Policy::default())?).await?;
+            let signed = session.sign(&request).await?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&SignOutput::from(signed))?
@@ -74,18 +146,67 @@ async fn run(cli: &Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo => demo(cli).await,
+        Command::Emulate { listen, misconfig } => emulate(*listen, misconfig).await,
+        Command::SubjectToken { dest, at, net } => {
+            let destination = DestFile::load(&dest.config)?.to_wit()?;
+            let at = at.as_deref().map(parse_time).transpose()?;
+            let mut session = session(cli, net.outbound()?).await?;
+            println!("{}", session.subject_token(&destination, at).await?);
+            Ok(())
+        }
+        Command::Token { dest, net } => {
+            let destination = DestFile::load(&dest.config)?.to_wit()?;
+            let mut session = session(cli, net.outbound()?).await?;
+            let info = session.access_token(&destination).await?;
+            let expires = time::OffsetDateTime::from_unix_timestamp(info.expires_at.seconds as i64)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                });
+            let out = json!({
+                "service_account": info.service_account,
+                "expires_at": expires,
+                "requests": session.requests_sent(),
+            });
+            println!("{out}");
+            Ok(())
+        }
     }
 }
 
-async fn sign(cli: &Cli, request: &sigv4::Request) -> Result<sigv4::Signed> {
-    let runtime = Runtime::load(cli.component.as_deref())?;
-    let mut store = runtime.store(&[], Outbound::new(Policy::default())?);
-    let library = runtime.instantiate(&mut store).await?;
-    library
-        .wif_push_sigv4()
-        .call_sign(&mut store, request)
-        .await?
-        .map_err(|message| anyhow!(message))
+async fn emulate(listen: std::net::SocketAddr, misconfig: &[Misconfig]) -> Result<()> {
+    let mut config = EmulatorConfig::demo();
+    config.provider_id = "aws-sender".into();
+    config.misconfig = misconfig.to_vec();
+    if let (Ok(key), Ok(secret)) = (
+        std::env::var("AWS_ACCESS_KEY_ID"),
+        std::env::var("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        config.identities[0] = AwsIdentity {
+            access_key_id: key,
+            secret_access_key: secret,
+            session_token: std::env::var("AWS_SESSION_TOKEN").ok(),
+            role_arn: config.identities[0].role_arn.clone(),
+        };
+    }
+    let emulator = Emulator::start(config, listen).await?;
+    let c = emulator.config();
+    let addr = emulator.addr();
+    println!("Google STS and IAM Credentials emulator on http://{addr}");
+    println!(
+        "\nDEST.toml:\n  project_number = \"{}\"\n  pool_id = \"{}\"\n  provider_id = \"{}\"",
+        c.project_number, c.pool_id, c.provider_id
+    );
+    println!(
+        "  service_account = \"{}\"\n  bucket = \"partner-inbox\"\n  aws_region = \"us-east-1\"",
+        c.service_account
+    );
+    println!(
+        "\nflags: --connect-to sts.googleapis.com={addr} --connect-to iamcredentials.googleapis.com={addr}"
+    );
+    tokio::signal::ctrl_c().await?;
+    Ok(())
 }
 
 /// Signs the AWS STS GetCallerIdentity request that becomes a WIF subject token, with the
@@ -105,7 +226,8 @@ async fn demo(cli: &Cli) -> Result<()> {
         }"#,
     )?;
     let started = Instant::now();
-    let signed = sign(cli, &input.into_wit()?).await?;
+    let mut session = session(cli, Outbound::new(Policy::default())?).await?;
+    let signed = session.sign(&input.into_wit()?).await?;
     let elapsed = started.elapsed();
     println!("wif-push demo: SigV4 inside the WebAssembly component\n");
     println!("Request: POST {}\n", signed.url);

@@ -1,6 +1,7 @@
 //! Loading and instantiating the wif-push component: one engine, a compile cache on disk, and an
 //! `InstancePre` so every store after the first costs microseconds, not a compilation.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow};
@@ -8,7 +9,7 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 // wasmtime::Error is its own type: its `context` is this trait's, and `?` turns it into anyhow's.
 use wasmtime::error::Context as _;
 use wasmtime::{Cache, CacheConfig, Config, Engine, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::outbound::Outbound;
@@ -20,7 +21,7 @@ wasmtime::component::bindgen!({
     with: { "wasi:clocks": wasmtime_wasi::p2::bindings::clocks },
 });
 
-pub use exports::wif::push::sigv4;
+pub use exports::wif::push::{sigv4, wif};
 
 /// The component built by this package's build script.
 pub const BUILT_COMPONENT: &str = env!("WIF_PUSH_COMPONENT");
@@ -84,13 +85,16 @@ impl Runtime {
     }
 
     /// A fresh store with the given environment and outbound policy.
-    pub fn store(&self, env: &[(String, String)], outbound: Outbound) -> Store<HostState> {
+    pub fn store(&self, env: &GuestEnv, outbound: Outbound) -> Result<Store<HostState>> {
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stderr();
-        for (key, value) in env {
-            wasi.env(key, value);
+        wasi.envs(&env.vars);
+        for dir in &env.read_only_dirs {
+            let guest = dir.to_string_lossy();
+            wasi.preopened_dir(dir, guest.as_ref(), FsPerms::ReadOnly)
+                .with_context(|| format!("open {} for the component", dir.display()))?;
         }
-        Store::new(
+        Ok(Store::new(
             &self.engine,
             HostState {
                 wasi: wasi.build(),
@@ -98,11 +102,112 @@ impl Runtime {
                 table: ResourceTable::new(),
                 outbound,
             },
-        )
+        ))
     }
 
     pub async fn instantiate(&self, store: &mut Store<HostState>) -> Result<Library> {
         Ok(self.pre.instantiate_async(store).await?)
+    }
+}
+
+/// What the component sees of the host: environment variables and read-only directories.
+#[derive(Clone, Debug, Default)]
+pub struct GuestEnv {
+    pub vars: Vec<(String, String)>,
+    pub read_only_dirs: Vec<PathBuf>,
+}
+
+/// The variables through which AWS credentials and region reach the component.
+pub const AWS_VARIABLES: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+];
+
+impl GuestEnv {
+    /// The AWS variables of `lookup` (the process environment, in the CLI), and the directory
+    /// of the container authorization token file, which the component must be able to read.
+    pub fn aws(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let mut env = GuestEnv::default();
+        for name in AWS_VARIABLES {
+            if let Some(value) = lookup(name) {
+                if *name == "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
+                    && let Some(dir) = Path::new(&value).parent()
+                {
+                    env.read_only_dirs.push(dir.to_path_buf());
+                }
+                env.vars.push((name.to_string(), value));
+            }
+        }
+        env
+    }
+}
+
+/// A step of the flow failed inside the component.
+#[derive(Debug)]
+pub struct StepError(pub wif::Error);
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.message)
+    }
+}
+
+impl std::error::Error for StepError {}
+
+/// One instance of the component, kept for a whole command (or server) so that its token
+/// cache serves every request after the first.
+pub struct Session {
+    store: Store<HostState>,
+    library: Library,
+}
+
+impl Session {
+    pub async fn new(runtime: &Runtime, env: &GuestEnv, outbound: Outbound) -> Result<Self> {
+        let mut store = runtime.store(env, outbound)?;
+        let library = runtime.instantiate(&mut store).await?;
+        Ok(Session { store, library })
+    }
+
+    pub async fn sign(&mut self, request: &sigv4::Request) -> Result<sigv4::Signed> {
+        self.library
+            .wif_push_sigv4()
+            .call_sign(&mut self.store, request)
+            .await?
+            .map_err(|message| anyhow!(message))
+    }
+
+    pub async fn subject_token(
+        &mut self,
+        destination: &wif::Destination,
+        at: Option<wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime>,
+    ) -> Result<String> {
+        Ok(self
+            .library
+            .wif_push_wif()
+            .call_subject_token(&mut self.store, destination, at)
+            .await?
+            .map_err(StepError)?)
+    }
+
+    pub async fn access_token(&mut self, destination: &wif::Destination) -> Result<wif::TokenInfo> {
+        Ok(self
+            .library
+            .wif_push_wif()
+            .call_access_token(&mut self.store, destination)
+            .await?
+            .map_err(StepError)?)
+    }
+
+    /// Requests this instance sent out so far.
+    pub fn requests_sent(&self) -> u64 {
+        self.store.data().outbound.requests_sent()
     }
 }
 

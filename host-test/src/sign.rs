@@ -97,22 +97,7 @@ impl SignInput {
             (None, None, false) => wit::Payload::Bytes(Vec::new()),
             _ => bail!("give at most one of body, payload_sha256 and unsigned_payload"),
         };
-        let time = match self.time {
-            None => None,
-            Some(text) => {
-                let t = OffsetDateTime::parse(&text, &Rfc3339).map_err(|_| {
-                    anyhow::anyhow!(
-                        "time {text:?} is not an RFC 3339 timestamp: expected e.g. \"2015-08-30T12:36:00Z\""
-                    )
-                })?;
-                let seconds = u64::try_from(t.unix_timestamp())
-                    .map_err(|_| anyhow::anyhow!("time {text:?} is before 1970"))?;
-                Some(Datetime {
-                    seconds,
-                    nanoseconds: t.nanosecond(),
-                })
-            }
-        };
+        let time = self.time.as_deref().map(parse_time).transpose()?;
         let headers = match self.headers {
             Headers::None => Vec::new(),
             Headers::Map(map) => map.into_iter().collect(),
@@ -148,6 +133,21 @@ impl SignInput {
             },
         })
     }
+}
+
+/// An RFC 3339 time as the component takes it.
+pub fn parse_time(text: &str) -> Result<Datetime> {
+    let t = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+        anyhow::anyhow!(
+            "time {text:?} is not an RFC 3339 timestamp: expected e.g. \"2015-08-30T12:36:00Z\""
+        )
+    })?;
+    let seconds = u64::try_from(t.unix_timestamp())
+        .map_err(|_| anyhow::anyhow!("time {text:?} is before 1970"))?;
+    Ok(Datetime {
+        seconds,
+        nanoseconds: t.nanosecond(),
+    })
 }
 
 impl From<wit::Signed> for SignOutput {

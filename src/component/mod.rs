@@ -1,8 +1,15 @@
 //! The wit-bindgen glue: translates between the `wif:push` world and the core. No logic lives
 //! here; anything worth testing belongs in the core modules.
 
+mod io;
+
+use std::sync::{LazyLock, Mutex};
+
 use time::OffsetDateTime;
 
+use crate::config::{Destination, DestinationInput};
+use crate::error::Error;
+use crate::gcp::token::TokenSource;
 use crate::secret::Secret;
 use crate::sigv4;
 
@@ -13,8 +20,86 @@ wit_bindgen::generate!({
 });
 
 use exports::wif::push::sigv4 as wit;
+use exports::wif::push::wif;
+use wasi::clocks::wall_clock::Datetime;
 
 struct Component;
+
+/// Tokens live as long as the instance: a host that reuses instances (host-test does) reuses
+/// them; one that makes an instance per request (`wasmtime serve`, Spin) exchanges each time.
+static TOKENS: LazyLock<Mutex<TokenSource>> = LazyLock::new(Default::default);
+
+impl wif::Guest for Component {
+    fn subject_token(
+        destination: wif::Destination,
+        at: Option<Datetime>,
+    ) -> Result<String, wif::Error> {
+        let destination = destination_from(destination)?;
+        let at = at
+            .map(datetime_to_time)
+            .transpose()
+            .map_err(|e| to_wit(&Error::from(e)))?;
+        let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+        tokens
+            .subject_token(&mut io::WasiIo, &destination, at)
+            .map(|t| t.expose().to_owned())
+            .map_err(|e| to_wit(&e))
+    }
+
+    fn access_token(destination: wif::Destination) -> Result<wif::TokenInfo, wif::Error> {
+        let destination = destination_from(destination)?;
+        let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+        let token = tokens
+            .access_token(&mut io::WasiIo, &destination)
+            .map_err(|e| to_wit(&e))?;
+        Ok(wif::TokenInfo {
+            service_account: destination.service_account,
+            expires_at: Datetime {
+                seconds: u64::try_from(token.expires_at.unix_timestamp()).unwrap_or(0),
+                nanoseconds: 0,
+            },
+            from_cache: token.from_cache,
+        })
+    }
+}
+
+fn destination_from(d: wif::Destination) -> Result<Destination, wif::Error> {
+    let input = DestinationInput {
+        credential_config: d.credential_config,
+        project_number: d.project_number,
+        pool_id: d.pool_id,
+        provider_id: d.provider_id,
+        service_account: d.service_account,
+        bucket: d.bucket,
+        prefix: d.prefix,
+        token_lifetime_seconds: d.token_lifetime_seconds,
+        aws_region: d.aws_region,
+        storage_url: d.storage_url,
+        token_url: d.token_url,
+        iam_credentials_url: d.iam_credentials_url,
+        imds_v1_fallback: d.imds_v1_fallback,
+        sign_target_resource: d.sign_target_resource,
+    };
+    Destination::from_input(&input).map_err(|e| to_wit(&Error::from(e)))
+}
+
+fn to_wit(e: &Error) -> wif::Error {
+    wif::Error {
+        step: e.step.name().to_owned(),
+        message: e.to_string(),
+        fix: e.fix.clone(),
+        status: e.status,
+        transient: e.transient,
+    }
+}
+
+fn datetime_to_time(t: Datetime) -> Result<OffsetDateTime, sigv4::SigningError> {
+    // SigV4 signs whole seconds.
+    i64::try_from(t.seconds)
+        .ok()
+        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+        .ok_or(sigv4::SigningError::InvalidTime(t.seconds))
+}
 
 impl wit::Guest for Component {
     fn sign(request: wit::Request) -> Result<wit::Signed, String> {
@@ -43,11 +128,7 @@ fn sign(request: wit::Request) -> Result<wit::Signed, sigv4::SigningError> {
         session_token: request.credentials.session_token.map(Secret::new),
     };
     let time = match request.time {
-        // SigV4 signs whole seconds.
-        Some(t) => i64::try_from(t.seconds)
-            .ok()
-            .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
-            .ok_or(sigv4::SigningError::InvalidTime(t.seconds))?,
+        Some(t) => datetime_to_time(t)?,
         None => OffsetDateTime::now_utc(),
     };
     let s = &request.settings;

@@ -1,0 +1,206 @@
+//! [`Io`] over WASI 0.2: `wasi:http` through the raw bindings (the request is started before
+//! its body is written, as the host buffers only one chunk), `wasi:clocks`, `wasi:random`, and
+//! std's `wasi:cli/environment` and `wasi:filesystem`.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use wasip2::http::outgoing_handler;
+use wasip2::http::types::{
+    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+};
+use wasip2::io::streams::{InputStream, OutputStream, StreamError};
+
+use crate::io::{Io, Request, Response, TransportError, TransportErrorKind};
+
+/// Token-flow answers are a few KiB; anything much larger is not what we asked for.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
+pub struct WasiIo;
+
+impl Io for WasiIo {
+    fn send(&mut self, request: Request, timeout: Duration) -> Result<Response, TransportError> {
+        send(request, timeout)
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
+    fn sleep(&mut self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
+
+    fn env(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+
+    fn read_file(&self, path: &str) -> std::io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+
+    fn random_u64(&mut self) -> u64 {
+        wasip2::random::random::get_random_u64()
+    }
+
+    fn log(&mut self, message: &str) {
+        eprintln!("wif-push: {message}");
+    }
+}
+
+fn protocol(message: impl Into<String>) -> TransportError {
+    TransportError::new(TransportErrorKind::Protocol, message)
+}
+
+fn send(request: Request, timeout: Duration) -> Result<Response, TransportError> {
+    let (parts, body) = request.into_parts();
+    let mut fields: Vec<(String, Vec<u8>)> = parts
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect();
+    if !body.is_empty() || parts.method == http::Method::POST || parts.method == http::Method::PUT {
+        fields.push(("content-length".into(), body.len().to_string().into_bytes()));
+    }
+    let headers = Fields::from_list(&fields)
+        .map_err(|e| protocol(format!("a request header was refused by the host: {e:?}")))?;
+    let outgoing = OutgoingRequest::new(headers);
+    let method = match parts.method.as_str() {
+        "GET" => Method::Get,
+        "PUT" => Method::Put,
+        "POST" => Method::Post,
+        "DELETE" => Method::Delete,
+        "HEAD" => Method::Head,
+        other => Method::Other(other.to_owned()),
+    };
+    let uri = &parts.uri;
+    let scheme = match uri.scheme_str() {
+        Some("http") => Scheme::Http,
+        _ => Scheme::Https,
+    };
+    let set = outgoing.set_method(&method).is_ok()
+        && outgoing.set_scheme(Some(&scheme)).is_ok()
+        && outgoing
+            .set_authority(uri.authority().map(|a| a.as_str()))
+            .is_ok()
+        && outgoing
+            .set_path_with_query(uri.path_and_query().map(|p| p.as_str()))
+            .is_ok();
+    if !set {
+        return Err(protocol(format!(
+            "the host refused the request line for {uri}"
+        )));
+    }
+    let options = RequestOptions::new();
+    let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+    // Hosts may not support every timeout; those they refuse stay at their defaults.
+    let _ = options.set_connect_timeout(Some(nanos));
+    let _ = options.set_first_byte_timeout(Some(nanos));
+    let _ = options.set_between_bytes_timeout(Some(nanos));
+
+    let outgoing_body = outgoing
+        .body()
+        .map_err(|()| protocol("the request body was already taken"))?;
+    // Start the request first: the host buffers one chunk, so writing first could deadlock.
+    let future = outgoing_handler::handle(outgoing, Some(options)).map_err(error_code)?;
+    {
+        let stream = outgoing_body
+            .write()
+            .map_err(|()| protocol("the request body stream was already taken"))?;
+        write_all(&stream, &body)?;
+    }
+    OutgoingBody::finish(outgoing_body, None).map_err(error_code)?;
+
+    let incoming = loop {
+        match future.get() {
+            Some(result) => break result,
+            None => future.subscribe().block(),
+        }
+    };
+    let incoming = incoming
+        .map_err(|()| protocol("the response was already taken"))?
+        .map_err(error_code)?;
+    let mut response = http::Response::builder().status(incoming.status());
+    for (name, value) in incoming.headers().entries() {
+        response = response.header(name, value);
+    }
+    let body = incoming
+        .consume()
+        .map_err(|()| protocol("the response body was already taken"))?;
+    let bytes = read_all(&body)?;
+    IncomingBody::finish(body);
+    response
+        .body(bytes)
+        .map_err(|e| protocol(format!("the response was malformed: {e}")))
+}
+
+/// Writes `bytes` in pieces the stream accepts, waiting when it is full.
+fn write_all(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), TransportError> {
+    let broken = |e: StreamError| protocol(format!("the connection broke while sending: {e:?}"));
+    while !bytes.is_empty() {
+        let ready = stream.check_write().map_err(broken)?;
+        if ready == 0 {
+            stream.subscribe().block();
+            continue;
+        }
+        let n = bytes
+            .len()
+            .min(usize::try_from(ready).unwrap_or(usize::MAX));
+        stream.write(&bytes[..n]).map_err(broken)?;
+        bytes = &bytes[n..];
+    }
+    match stream.blocking_flush() {
+        // The host may close the stream once it has read Content-Length bytes.
+        Ok(()) | Err(StreamError::Closed) => Ok(()),
+        Err(e) => Err(broken(e)),
+    }
+}
+
+fn read_all(body: &IncomingBody) -> Result<Vec<u8>, TransportError> {
+    let stream: InputStream = body
+        .stream()
+        .map_err(|()| protocol("the response body stream was already taken"))?;
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => {
+                bytes.extend_from_slice(&chunk);
+                if bytes.len() > MAX_RESPONSE_BYTES {
+                    return Err(protocol("the response is larger than 1 MiB"));
+                }
+            }
+            Err(StreamError::Closed) => return Ok(bytes),
+            Err(e) => {
+                return Err(protocol(format!(
+                    "the connection broke while receiving: {e:?}"
+                )));
+            }
+        }
+    }
+}
+
+fn error_code(code: ErrorCode) -> TransportError {
+    let kind = match &code {
+        ErrorCode::DnsTimeout
+        | ErrorCode::DnsError(_)
+        | ErrorCode::DestinationNotFound
+        | ErrorCode::DestinationUnavailable
+        | ErrorCode::DestinationIpUnroutable
+        | ErrorCode::ConnectionRefused => TransportErrorKind::Connect,
+        ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionWriteTimeout
+        | ErrorCode::HttpResponseTimeout => TransportErrorKind::Timeout,
+        ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited => {
+            TransportErrorKind::Denied
+        }
+        // host-test reports its policy refusals with their reason as an internal error.
+        ErrorCode::InternalError(Some(_)) => TransportErrorKind::Denied,
+        _ => TransportErrorKind::Protocol,
+    };
+    let message = match code {
+        ErrorCode::InternalError(Some(message)) => message,
+        other => format!("{other:?}"),
+    };
+    TransportError::new(kind, message)
+}

@@ -1,0 +1,298 @@
+//! The token source: AWS credentials → subject token → Google STS → service-account access
+//! token, with the result cached per destination until shortly before it expires, so a
+//! delivery never pays for an exchange while a valid token is at hand.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::aws::{self, AwsCredentials, Source};
+use crate::config::Destination;
+use crate::error::{Error, Step};
+use crate::gcp::subject_token::{TargetResource, subject_token};
+use crate::gcp::{iam, sts};
+use crate::io::{Io, Request, Response};
+use crate::retry::{Backoff, retry};
+use crate::secret::Secret;
+
+/// A token is refreshed this long before it expires, so none expires mid-request.
+pub const REFRESH_SLACK: Duration = Duration::from_secs(300);
+const GOOGLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug)]
+pub struct AccessToken {
+    pub token: Secret,
+    pub expires_at: OffsetDateTime,
+    /// True when no exchange was needed.
+    pub from_cache: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TokenSource {
+    tokens: HashMap<String, AccessToken>,
+    aws: Option<AwsCredentials>,
+    pub backoff: Backoff,
+}
+
+/// One cache entry per audience, service account and lifetime.
+fn cache_key(destination: &Destination) -> String {
+    format!(
+        "{}|{}|{}",
+        destination.audience,
+        destination.service_account.as_deref().unwrap_or(""),
+        destination.token_lifetime_seconds
+    )
+}
+
+impl TokenSource {
+    /// An access token for `destination`, from the cache when one is still good.
+    pub fn access_token(
+        &mut self,
+        io: &mut dyn Io,
+        destination: &Destination,
+    ) -> Result<AccessToken, Error> {
+        let key = cache_key(destination);
+        let now = io.now();
+        if let Some(cached) = self.tokens.get(&key)
+            && cached.expires_at - REFRESH_SLACK > now
+        {
+            return Ok(AccessToken {
+                from_cache: true,
+                ..cached.clone()
+            });
+        }
+        let subject = self.subject_token(io, destination, None)?;
+        let federated = self.exchange(io, destination, &subject)?;
+        let token = match (&destination.impersonation_url, &destination.service_account) {
+            (Some(url), Some(email)) => {
+                let request = iam::request(
+                    url,
+                    &federated.access_token,
+                    destination.token_lifetime_seconds,
+                );
+                let (token, expires_at) =
+                    self.call(io, Step::Impersonation, "IAM Credentials", &request, |r| {
+                        iam::parse(r, email)
+                    })?;
+                AccessToken {
+                    token,
+                    expires_at,
+                    from_cache: false,
+                }
+            }
+            // The partner granted the federated principal directly: use the STS token.
+            _ => AccessToken {
+                token: federated.access_token,
+                expires_at: now + Duration::from_secs(federated.expires_in),
+                from_cache: false,
+            },
+        };
+        self.tokens.insert(key, token.clone());
+        Ok(token)
+    }
+
+    /// Forgets the cached token, e.g. after Cloud Storage answered 401 with it.
+    pub fn invalidate(&mut self, destination: &Destination) {
+        self.tokens.remove(&cache_key(destination));
+    }
+
+    /// The URL-encoded subject token, signed at `at` (now when `None`).
+    pub fn subject_token(
+        &mut self,
+        io: &mut dyn Io,
+        destination: &Destination,
+        at: Option<OffsetDateTime>,
+    ) -> Result<Secret, Error> {
+        let region = aws::region(
+            io,
+            destination.aws_region.as_deref(),
+            &destination.aws,
+            destination.imds_v1_fallback,
+        )?;
+        let credentials = self.aws_credentials(io, destination)?;
+        let time = at.unwrap_or_else(|| io.now());
+        let target = if destination.sign_target_resource {
+            TargetResource::Signed
+        } else {
+            TargetResource::Unsigned
+        };
+        subject_token(&credentials.credentials, &region, destination, time, target).map_err(|e| {
+            let fix = match credentials.source {
+                Source::Environment => {
+                    "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION"
+                }
+                Source::Container => "check the container credentials endpoint's answer",
+                Source::InstanceMetadata => "check the instance profile's credentials",
+            };
+            Error::new(Step::SubjectToken, e.to_string()).with_fix(fix)
+        })
+    }
+
+    /// Credentials from the environment are read afresh; temporary ones are kept until
+    /// shortly before they expire.
+    fn aws_credentials(
+        &mut self,
+        io: &mut dyn Io,
+        destination: &Destination,
+    ) -> Result<AwsCredentials, Error> {
+        if let Some(cached) = &self.aws
+            && cached.source != Source::Environment
+            && cached
+                .expires_at
+                .is_none_or(|t| t - REFRESH_SLACK > io.now())
+        {
+            return Ok(cached.clone());
+        }
+        let fresh = aws::credentials(io, &destination.aws, destination.imds_v1_fallback)?;
+        self.aws = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    fn exchange(
+        &self,
+        io: &mut dyn Io,
+        destination: &Destination,
+        subject: &Secret,
+    ) -> Result<sts::FederatedToken, Error> {
+        let request = sts::request(&destination.token_url, &destination.audience, subject);
+        self.call(io, Step::StsExchange, "Google STS", &request, sts::parse)
+    }
+
+    /// Sends `request` with retries on transient failures, parsing the answer with `parse`.
+    fn call<T>(
+        &self,
+        io: &mut dyn Io,
+        step: Step,
+        what: &str,
+        request: &Request,
+        parse: impl Fn(&Response) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let (result, _retries) = retry(io, &self.backoff, |io| {
+            let response = io
+                .send(clone_request(request), GOOGLE_TIMEOUT)
+                .map_err(|e| {
+                    let err = Error::new(
+                        step,
+                        format!("{what} ({}) could not be reached: {e}", request.uri()),
+                    );
+                    if e.is_transient() {
+                        err.transient()
+                    } else {
+                        err
+                    }
+                })?;
+            parse(&response)
+        });
+        result
+    }
+}
+
+fn clone_request(request: &Request) -> Request {
+    let mut copy = http::Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.headers_mut() = request.headers().clone();
+    copy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DestinationInput;
+    use crate::testing::{FakeIo, respond};
+
+    fn destination() -> Destination {
+        Destination::from_input(&DestinationInput {
+            project_number: Some("123456789012".into()),
+            pool_id: Some("aws-pool".into()),
+            provider_id: Some("aws-provider".into()),
+            service_account: Some("uploader@partner.iam.gserviceaccount.com".into()),
+            bucket: Some("partner-inbox".into()),
+            aws_region: Some("us-east-1".into()),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    fn google(io: &mut FakeIo) {
+        io.set_env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .set_env("AWS_SECRET_ACCESS_KEY", "canary-secret-key")
+            .set_env("AWS_SESSION_TOKEN", "canary-session-token");
+        io.on("POST https://sts.googleapis.com/v1/token", |_| {
+            respond(
+                200,
+                r#"{"access_token":"canary-federated","token_type":"Bearer","expires_in":3599}"#,
+            )
+        });
+        io.on("POST https://iamcredentials.googleapis.com/", |req| {
+            assert_eq!(req.headers()["authorization"], "Bearer canary-federated");
+            respond(
+                200,
+                r#"{"accessToken":"canary-access","expireTime":"2026-11-26T13:00:00Z"}"#,
+            )
+        });
+    }
+
+    #[test]
+    fn one_exchange_serves_a_hundred_requests() {
+        let mut io = FakeIo::new();
+        google(&mut io);
+        let mut source = TokenSource::default();
+        for i in 0..100 {
+            let token = source.access_token(&mut io, &destination()).unwrap();
+            assert_eq!(token.token.expose(), "canary-access");
+            assert_eq!(token.from_cache, i > 0);
+        }
+        assert_eq!(io.count("POST https://sts.googleapis.com"), 1);
+        assert_eq!(io.count("POST https://iamcredentials.googleapis.com"), 1);
+    }
+
+    #[test]
+    fn a_token_near_expiry_is_refreshed() {
+        let mut io = FakeIo::new();
+        google(&mut io);
+        let mut source = TokenSource::default();
+        source.access_token(&mut io, &destination()).unwrap();
+        io.now += Duration::from_secs(3600 - 299); // token expires at 13:00, slack is 5 minutes
+        source.access_token(&mut io, &destination()).unwrap();
+        assert_eq!(io.count("POST https://sts.googleapis.com"), 2);
+    }
+
+    #[test]
+    fn sts_outage_is_retried_then_succeeds() {
+        let mut io = FakeIo::new();
+        google(&mut io);
+        let mut failures = 2;
+        io.on("POST https://sts.googleapis.com/v1/token", move |_| {
+            if failures > 0 {
+                failures -= 1;
+                respond(503, "unavailable")
+            } else {
+                respond(
+                    200,
+                    r#"{"access_token":"canary-federated","expires_in":3599}"#,
+                )
+            }
+        });
+        let mut source = TokenSource::default();
+        source.access_token(&mut io, &destination()).unwrap();
+        assert_eq!(io.count("POST https://sts.googleapis.com"), 3);
+        assert_eq!(io.slept.len(), 2);
+    }
+
+    #[test]
+    fn errors_never_carry_secrets() {
+        let mut io = FakeIo::new();
+        google(&mut io);
+        io.on("POST https://iamcredentials.googleapis.com/", |_| {
+            respond(403, r#"{"error":{"code":403,"message":"Permission denied","status":"PERMISSION_DENIED"}}"#)
+        });
+        let err = TokenSource::default()
+            .access_token(&mut io, &destination())
+            .unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains("canary"), "{text}");
+        assert!(text.contains("roles/iam.workloadIdentityUser"));
+    }
+}

@@ -1,0 +1,66 @@
+//! The I/O seam. The protocol code asks an [`Io`] for everything outside itself (HTTP, time,
+//! the environment, files, randomness), so it runs unchanged in the component (over WASI) and in
+//! native tests (over scripted fakes).
+
+use std::fmt;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+pub type Request = http::Request<Vec<u8>>;
+pub type Response = http::Response<Vec<u8>>;
+
+pub trait Io {
+    /// Sends a request with a small body and reads the whole (small) answer.
+    fn send(&mut self, request: Request, timeout: Duration) -> Result<Response, TransportError>;
+    fn now(&self) -> OffsetDateTime;
+    fn sleep(&mut self, duration: Duration);
+    fn env(&self, name: &str) -> Option<String>;
+    fn read_file(&self, path: &str) -> std::io::Result<String>;
+    fn random_u64(&mut self) -> u64;
+    /// A progress note for the operator (stderr in the component), e.g. a retry.
+    fn log(&mut self, message: &str);
+}
+
+/// Why a request got no HTTP answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransportError {
+    pub kind: TransportErrorKind,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportErrorKind {
+    /// No connection could be made (refused, DNS, unreachable).
+    Connect,
+    Timeout,
+    /// The host's outbound policy refused the request.
+    Denied,
+    /// The connection broke, or the answer was malformed or too large.
+    Protocol,
+}
+
+impl TransportError {
+    pub fn new(kind: TransportErrorKind, message: impl Into<String>) -> Self {
+        TransportError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Whether another attempt may get through.
+    pub fn is_transient(&self) -> bool {
+        self.kind != TransportErrorKind::Denied
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Convenience for tests and parsers: a response header as text.
+pub fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
+}

@@ -1,0 +1,115 @@
+//! A scripted [`Io`] for native tests: answers requests from handlers, records what was sent,
+//! and keeps a clock that only moves when slept on.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+use crate::io::{Io, Request, Response, TransportError, TransportErrorKind};
+
+type Handler = Box<dyn FnMut(&Request) -> Result<Response, TransportError>>;
+
+pub struct FakeIo {
+    pub now: OffsetDateTime,
+    pub env: HashMap<String, String>,
+    pub files: HashMap<String, String>,
+    pub slept: Vec<Duration>,
+    /// Every request sent, as `METHOD URL`.
+    pub sent: Vec<String>,
+    pub logged: Vec<String>,
+    /// Every request sent, whole.
+    pub requests: Vec<Request>,
+    handlers: Vec<(String, Handler)>,
+}
+
+impl FakeIo {
+    pub fn new() -> Self {
+        FakeIo {
+            now: datetime!(2026-11-26 12:00:00 UTC),
+            env: HashMap::new(),
+            files: HashMap::new(),
+            slept: Vec::new(),
+            logged: Vec::new(),
+            sent: Vec::new(),
+            requests: Vec::new(),
+            handlers: Vec::new(),
+        }
+    }
+
+    pub fn set_env(&mut self, name: &str, value: &str) -> &mut Self {
+        self.env.insert(name.into(), value.into());
+        self
+    }
+
+    /// Answers requests whose `METHOD URL` starts with `prefix`; later handlers win.
+    pub fn on(
+        &mut self,
+        prefix: &str,
+        handler: impl FnMut(&Request) -> Result<Response, TransportError> + 'static,
+    ) -> &mut Self {
+        self.handlers.push((prefix.into(), Box::new(handler)));
+        self
+    }
+
+    pub fn count(&self, prefix: &str) -> usize {
+        self.sent.iter().filter(|s| s.starts_with(prefix)).count()
+    }
+}
+
+pub fn respond(status: u16, body: &str) -> Result<Response, TransportError> {
+    Ok(http::Response::builder()
+        .status(status)
+        .body(body.as_bytes().to_vec())
+        .unwrap())
+}
+
+impl Io for FakeIo {
+    fn send(&mut self, request: Request, _timeout: Duration) -> Result<Response, TransportError> {
+        let line = format!("{} {}", request.method(), request.uri());
+        self.sent.push(line.clone());
+        let handler = self
+            .handlers
+            .iter_mut()
+            .rev()
+            .find(|(prefix, _)| line.starts_with(prefix.as_str()));
+        let result = match handler {
+            Some((_, handler)) => handler(&request),
+            None => Err(TransportError::new(
+                TransportErrorKind::Connect,
+                format!("no route to {line}"),
+            )),
+        };
+        self.requests.push(request);
+        result
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.now
+    }
+
+    fn sleep(&mut self, duration: Duration) {
+        self.slept.push(duration);
+        self.now += duration;
+    }
+
+    fn env(&self, name: &str) -> Option<String> {
+        self.env.get(name).cloned()
+    }
+
+    fn read_file(&self, path: &str) -> std::io::Result<String> {
+        self.files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, path.to_owned()))
+    }
+
+    fn random_u64(&mut self) -> u64 {
+        0
+    }
+
+    fn log(&mut self, message: &str) {
+        self.logged.push(message.to_owned());
+    }
+}
