@@ -24,6 +24,9 @@ pub const DEFAULT_IMDSV2_SESSION_TOKEN_URL: &str = "http://169.254.169.254/lates
 pub const MIN_LIFETIME_SECONDS: u32 = 600;
 pub const MAX_LIFETIME_SECONDS: u32 = 43_200;
 pub const DEFAULT_LIFETIME_SECONDS: u32 = 3600;
+pub const DEFAULT_SINGLE_REQUEST_LIMIT: u64 = 8 * 1024 * 1024;
+pub const DEFAULT_CHUNK_SIZE: u64 = 16 * 1024 * 1024;
+const CHUNK_QUANTUM: u64 = 256 * 1024;
 
 /// The hosts google-auth accepts for AWS metadata URLs.
 const IMDS_HOSTS: &[&str] = &["169.254.169.254", "[fd00:ec2::254]"];
@@ -52,6 +55,10 @@ pub struct DestinationInput {
     /// Allow IMDSv1 when the instance refuses IMDSv2 session tokens.
     #[serde(default)]
     pub imds_v1_fallback: bool,
+    /// Objects up to this size go in one multipart request.
+    pub single_request_limit: Option<u64>,
+    /// Resumable chunk size, a multiple of 256 KiB.
+    pub chunk_size: Option<u64>,
     /// Sign the subject token's target-resource header (the default, as Google recommends);
     /// `false` leaves it unsigned, byte for byte as google-auth (Python) does.
     pub sign_target_resource: Option<bool>,
@@ -114,6 +121,8 @@ pub struct Destination {
     pub aws_region: Option<String>,
     pub imds_v1_fallback: bool,
     pub sign_target_resource: bool,
+    pub single_request_limit: u64,
+    pub chunk_size: u64,
     pub storage_url: String,
 }
 
@@ -178,6 +187,11 @@ impl Destination {
         destination.aws_region = input.aws_region.clone();
         destination.imds_v1_fallback = input.imds_v1_fallback;
         destination.sign_target_resource = input.sign_target_resource.unwrap_or(true);
+        destination.single_request_limit = input
+            .single_request_limit
+            .unwrap_or(DEFAULT_SINGLE_REQUEST_LIMIT);
+        destination.chunk_size = input.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE);
+        validate_chunk_size(destination.chunk_size)?;
         Ok(destination)
     }
 
@@ -293,6 +307,8 @@ impl Destination {
             aws_region: None,
             imds_v1_fallback: false,
             sign_target_resource: true,
+            single_request_limit: DEFAULT_SINGLE_REQUEST_LIMIT,
+            chunk_size: DEFAULT_CHUNK_SIZE,
             storage_url: String::new(),
         })
     }
@@ -349,6 +365,8 @@ impl Destination {
             aws_region: None,
             imds_v1_fallback: false,
             sign_target_resource: true,
+            single_request_limit: DEFAULT_SINGLE_REQUEST_LIMIT,
+            chunk_size: DEFAULT_CHUNK_SIZE,
             storage_url: String::new(),
         })
     }
@@ -470,6 +488,18 @@ fn validate_lifetime(seconds: u32) -> Result<(), ConfigError> {
             format!(
                 "expected {MIN_LIFETIME_SECONDS} to {MAX_LIFETIME_SECONDS} seconds (above 3600 needs the partner's constraints/iam.allowServiceAccountCredentialLifetimeExtension policy)"
             ),
+        ))
+    }
+}
+
+fn validate_chunk_size(bytes: u64) -> Result<(), ConfigError> {
+    if bytes >= CHUNK_QUANTUM && bytes.is_multiple_of(CHUNK_QUANTUM) && bytes <= 1 << 30 {
+        Ok(())
+    } else {
+        Err(error(
+            "chunk_size",
+            format!("is {bytes}"),
+            "expected a multiple of 262144 (256 KiB) up to 1 GiB, e.g. 16777216 (16 MiB)",
         ))
     }
 }

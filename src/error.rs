@@ -11,6 +11,9 @@ pub enum Step {
     SubjectToken,
     StsExchange,
     Impersonation,
+    /// Reading the bytes to deliver.
+    Read,
+    Upload,
 }
 
 impl Step {
@@ -22,6 +25,8 @@ impl Step {
             Step::SubjectToken => "subject-token",
             Step::StsExchange => "sts-exchange",
             Step::Impersonation => "impersonation",
+            Step::Read => "read",
+            Step::Upload => "upload",
         }
     }
 
@@ -35,6 +40,8 @@ impl Step {
             Step::Impersonation => {
                 "impersonating the partner's service account (IAM Credentials generateAccessToken)"
             }
+            Step::Read => "reading the object to deliver",
+            Step::Upload => "uploading to Cloud Storage",
         }
     }
 }

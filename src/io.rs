@@ -11,8 +11,20 @@ pub type Request = http::Request<Vec<u8>>;
 pub type Response = http::Response<Vec<u8>>;
 
 pub trait Io {
-    /// Sends a request with a small body and reads the whole (small) answer.
-    fn send(&mut self, request: Request, timeout: Duration) -> Result<Response, TransportError>;
+    /// Sends a request whose body is borrowed (so an upload chunk can be sent again without a
+    /// copy) and reads the whole (small) answer.
+    fn send_borrowed(
+        &mut self,
+        request: &http::Request<()>,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Response, TransportError>;
+
+    /// Sends a request with an owned body.
+    fn send(&mut self, request: Request, timeout: Duration) -> Result<Response, TransportError> {
+        let (parts, body) = request.into_parts();
+        self.send_borrowed(&http::Request::from_parts(parts, ()), &body, timeout)
+    }
     fn now(&self) -> OffsetDateTime;
     fn sleep(&mut self, duration: Duration);
     fn env(&self, name: &str) -> Option<String>;

@@ -9,6 +9,7 @@ pub mod aws;
 pub mod config;
 pub mod error;
 pub mod gcp;
+pub mod gcs;
 pub mod io;
 pub mod retry;
 pub mod secret;

@@ -26,6 +26,10 @@ pub struct DestFile {
     pub imds_v1_fallback: bool,
     /// `false` leaves the subject token's target-resource header unsigned, as google-auth does.
     pub sign_target_resource: Option<bool>,
+    /// Objects up to this many bytes go in one request (default 8 MiB).
+    pub single_request_limit: Option<u64>,
+    /// Resumable chunk size in bytes, a multiple of 262144 (default 16 MiB).
+    pub chunk_size: Option<u64>,
     #[serde(default)]
     pub endpoints: Endpoints,
 }
@@ -82,6 +86,8 @@ impl DestFile {
             aws_region: self.aws_region.clone(),
             imds_v1_fallback: self.imds_v1_fallback,
             sign_target_resource: self.sign_target_resource,
+            single_request_limit: self.single_request_limit,
+            chunk_size: self.chunk_size,
             storage_url: self.endpoints.storage.clone(),
             token_url: self.endpoints.sts.clone(),
             iam_credentials_url: self.endpoints.iam_credentials.clone(),

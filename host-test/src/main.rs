@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use host_test::dest::DestFile;
 use host_test::emulator::{AwsIdentity, Emulator, EmulatorConfig, Misconfig};
 use host_test::outbound::{Outbound, Policy, Route};
-use host_test::runtime::{GuestEnv, Runtime, Session, StepError};
+use host_test::runtime::{GuestEnv, Runtime, Session, StepError, delivery};
 use host_test::sign::{SignInput, SignOutput, parse_time};
 use serde_json::json;
 
@@ -45,6 +45,25 @@ enum Command {
     /// Run the token flow (AWS → Google STS → service account) and print what was obtained,
     /// never the token itself.
     Token {
+        #[command(flatten)]
+        dest: DestArgs,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// Deliver files into the destination's bucket: one JSON receipt per line on stdout.
+    Deliver {
+        #[command(flatten)]
+        dest: DestArgs,
+        /// Object-name prefix, instead of the destination's.
+        #[arg(long)]
+        prefix: Option<String>,
+        #[command(flatten)]
+        net: NetArgs,
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Upload a small, uniquely named handshake object and print its receipt.
+    Verify {
         #[command(flatten)]
         dest: DestArgs,
         #[command(flatten)]
@@ -92,6 +111,8 @@ impl Command {
             Command::Demo => "demo",
             Command::SubjectToken { .. } => "subject-token",
             Command::Token { .. } => "token",
+            Command::Deliver { .. } => "deliver",
+            Command::Verify { .. } => "verify",
             Command::Emulate { .. } => "emulate",
         }
     }
@@ -146,6 +167,42 @@ async fn run(cli: &Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo => demo(cli).await,
+        Command::Deliver {
+            dest,
+            prefix,
+            net,
+            files,
+        } => {
+            let mut destination = DestFile::load(&dest.config)?.to_wit()?;
+            if let Some(prefix) = prefix {
+                destination.prefix = Some(prefix.clone());
+            }
+            let mut session = session(cli, net.outbound()?).await?;
+            let mut failed = 0;
+            for file in files {
+                match deliver_file(&mut session, &destination, file).await {
+                    Ok(receipt) => println!("{receipt}"),
+                    Err(err) => {
+                        failed += 1;
+                        eprintln!("host-test deliver: {}: {err:#}", file.display());
+                    }
+                }
+            }
+            if failed > 0 {
+                anyhow::bail!(
+                    "{failed} of {} files were not delivered (see above)",
+                    files.len()
+                );
+            }
+            Ok(())
+        }
+        Command::Verify { dest, net } => {
+            let destination = DestFile::load(&dest.config)?.to_wit()?;
+            let mut session = session(cli, net.outbound()?).await?;
+            let receipt = session.verify(&destination).await?;
+            println!("{}", receipt_json(&receipt, None));
+            Ok(())
+        }
         Command::Emulate { listen, misconfig } => emulate(*listen, misconfig).await,
         Command::SubjectToken { dest, at, net } => {
             let destination = DestFile::load(&dest.config)?.to_wit()?;
@@ -173,6 +230,61 @@ async fn run(cli: &Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+async fn deliver_file(
+    session: &mut Session,
+    destination: &host_test::runtime::wif::Destination,
+    file: &std::path::Path,
+) -> Result<serde_json::Value> {
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| {
+            format!(
+                "{} has no UTF-8 file name to use as object name",
+                file.display()
+            )
+        })?
+        .to_owned();
+    let opened = tokio::fs::File::open(file)
+        .await
+        .with_context(|| format!("open {}", file.display()))?;
+    let metadata = opened.metadata().await?;
+    anyhow::ensure!(
+        metadata.is_file(),
+        "{} is not a regular file",
+        file.display()
+    );
+    let object = delivery::Object {
+        name,
+        size: Some(metadata.len()),
+        content_type: None,
+        metadata: Vec::new(),
+    };
+    let receipt = session.deliver(destination, &object, opened).await?;
+    Ok(receipt_json(&receipt, Some(file)))
+}
+
+/// A receipt as one JSON object, in GCS's field names.
+fn receipt_json(r: &delivery::Receipt, file: Option<&std::path::Path>) -> serde_json::Value {
+    json!({
+        "status": match r.status {
+            delivery::Status::Delivered => "delivered",
+            delivery::Status::DeliveredUnconfirmed => "delivered-unconfirmed",
+        },
+        "file": file.map(|f| f.display().to_string()),
+        "bucket": r.bucket,
+        "name": r.name,
+        "generation": r.generation,
+        "size": r.size,
+        "crc32c": r.crc32c,
+        "md5Hash": r.md5_hash,
+        "upload": r.upload,
+        "requests": r.requests,
+        "retries": r.retries,
+        "elapsed_ms": r.elapsed_ms,
+    })
 }
 
 async fn emulate(listen: std::net::SocketAddr, misconfig: &[Misconfig]) -> Result<()> {

@@ -18,10 +18,13 @@ wasmtime::component::bindgen!({
     path: "../wit",
     world: "library",
     exports: { default: async },
-    with: { "wasi:clocks": wasmtime_wasi::p2::bindings::clocks },
+    with: {
+        "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
+    },
 });
 
-pub use exports::wif::push::{sigv4, wif};
+pub use exports::wif::push::{delivery, sigv4, wif};
 
 /// The component built by this package's build script.
 pub const BUILT_COMPONENT: &str = env!("WIF_PUSH_COMPONENT");
@@ -201,6 +204,34 @@ impl Session {
             .library
             .wif_push_wif()
             .call_access_token(&mut self.store, destination)
+            .await?
+            .map_err(StepError)?)
+    }
+
+    /// Streams `file` into the destination as `object`.
+    pub async fn deliver(
+        &mut self,
+        destination: &wif::Destination,
+        object: &delivery::Object,
+        file: tokio::fs::File,
+    ) -> Result<delivery::Receipt> {
+        let stream: wasmtime_wasi::p2::DynInputStream =
+            Box::new(wasmtime_wasi::p2::pipe::AsyncReadStream::new(file));
+        let body = self.store.data_mut().table.push(stream)?;
+        Ok(self
+            .library
+            .wif_push_delivery()
+            .call_deliver(&mut self.store, destination, object, body)
+            .await?
+            .map_err(StepError)?)
+    }
+
+    /// Uploads the handshake object.
+    pub async fn verify(&mut self, destination: &wif::Destination) -> Result<delivery::Receipt> {
+        Ok(self
+            .library
+            .wif_push_delivery()
+            .call_verify(&mut self.store, destination)
             .await?
             .map_err(StepError)?)
     }

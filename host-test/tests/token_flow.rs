@@ -42,6 +42,8 @@ fn destination(config: &EmulatorConfig) -> wif::Destination {
         aws_region: Some("us-east-1".into()),
         imds_v1_fallback: false,
         sign_target_resource: None,
+        single_request_limit: None,
+        chunk_size: None,
         storage_url: None,
         token_url: None,
         iam_credentials_url: None,

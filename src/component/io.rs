@@ -11,7 +11,8 @@ use wasip2::http::types::{
 };
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
-use crate::io::{Io, Request, Response, TransportError, TransportErrorKind};
+use crate::gcs::deliver::Source;
+use crate::io::{Io, Response, TransportError, TransportErrorKind};
 
 /// Token-flow answers are a few KiB; anything much larger is not what we asked for.
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
@@ -19,8 +20,13 @@ const MAX_RESPONSE_BYTES: usize = 1 << 20;
 pub struct WasiIo;
 
 impl Io for WasiIo {
-    fn send(&mut self, request: Request, timeout: Duration) -> Result<Response, TransportError> {
-        send(request, timeout)
+    fn send_borrowed(
+        &mut self,
+        request: &http::Request<()>,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Response, TransportError> {
+        send(request, body, timeout)
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -48,24 +54,51 @@ impl Io for WasiIo {
     }
 }
 
+/// The body to deliver, as a `wasi:io` input stream from the host.
+pub struct StreamSource(pub super::wasi::io::streams::InputStream);
+
+impl Source for StreamSource {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<usize, String> {
+        use super::wasi::io::streams::StreamError as GuestStreamError;
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.0.blocking_read((buf.len() - filled) as u64) {
+                Ok(bytes) => {
+                    buf[filled..filled + bytes.len()].copy_from_slice(&bytes);
+                    filled += bytes.len();
+                }
+                Err(GuestStreamError::Closed) => break,
+                Err(GuestStreamError::LastOperationFailed(e)) => {
+                    return Err(format!("reading failed: {}", e.to_debug_string()));
+                }
+            }
+        }
+        Ok(filled)
+    }
+}
+
 fn protocol(message: impl Into<String>) -> TransportError {
     TransportError::new(TransportErrorKind::Protocol, message)
 }
 
-fn send(request: Request, timeout: Duration) -> Result<Response, TransportError> {
-    let (parts, body) = request.into_parts();
-    let mut fields: Vec<(String, Vec<u8>)> = parts
-        .headers
+fn send(
+    request: &http::Request<()>,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<Response, TransportError> {
+    let mut fields: Vec<(String, Vec<u8>)> = request
+        .headers()
         .iter()
         .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
         .collect();
-    if !body.is_empty() || parts.method == http::Method::POST || parts.method == http::Method::PUT {
+    let method = request.method();
+    if !body.is_empty() || method == http::Method::POST || method == http::Method::PUT {
         fields.push(("content-length".into(), body.len().to_string().into_bytes()));
     }
     let headers = Fields::from_list(&fields)
         .map_err(|e| protocol(format!("a request header was refused by the host: {e:?}")))?;
     let outgoing = OutgoingRequest::new(headers);
-    let method = match parts.method.as_str() {
+    let method = match method.as_str() {
         "GET" => Method::Get,
         "PUT" => Method::Put,
         "POST" => Method::Post,
@@ -73,7 +106,7 @@ fn send(request: Request, timeout: Duration) -> Result<Response, TransportError>
         "HEAD" => Method::Head,
         other => Method::Other(other.to_owned()),
     };
-    let uri = &parts.uri;
+    let uri = request.uri();
     let scheme = match uri.scheme_str() {
         Some("http") => Scheme::Http,
         _ => Scheme::Https,
@@ -107,7 +140,7 @@ fn send(request: Request, timeout: Duration) -> Result<Response, TransportError>
         let stream = outgoing_body
             .write()
             .map_err(|()| protocol("the request body stream was already taken"))?;
-        write_all(&stream, &body)?;
+        write_all(&stream, body)?;
     }
     OutgoingBody::finish(outgoing_body, None).map_err(error_code)?;
 

@@ -10,6 +10,9 @@ use time::OffsetDateTime;
 use crate::config::{Destination, DestinationInput};
 use crate::error::Error;
 use crate::gcp::token::TokenSource;
+use crate::gcs::deliver::{self, Receipt, Status, UploadOptions};
+use crate::gcs::upload::ObjectSpec;
+use crate::io::Io as _;
 use crate::secret::Secret;
 use crate::sigv4;
 
@@ -19,6 +22,7 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+use exports::wif::push::delivery;
 use exports::wif::push::sigv4 as wit;
 use exports::wif::push::wif;
 use wasi::clocks::wall_clock::Datetime;
@@ -63,6 +67,74 @@ impl wif::Guest for Component {
     }
 }
 
+impl delivery::Guest for Component {
+    fn deliver(
+        destination: wif::Destination,
+        object: delivery::Object,
+        body: wasi::io::streams::InputStream,
+    ) -> Result<delivery::Receipt, wif::Error> {
+        let destination = destination_from(destination)?;
+        let spec = ObjectSpec {
+            name: format!("{}{}", destination.prefix, object.name),
+            size: object.size,
+            content_type: object
+                .content_type
+                .unwrap_or_else(|| "application/octet-stream".to_owned()),
+            metadata: object.metadata.into_iter().collect(),
+        };
+        let mut source = io::StreamSource(body);
+        let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+        let options = UploadOptions::from(&destination);
+        deliver::deliver(
+            &mut io::WasiIo,
+            &mut tokens,
+            &destination,
+            &spec,
+            &mut source,
+            &options,
+        )
+        .map(receipt_to_wit)
+        .map_err(|e| to_wit(&e))
+    }
+
+    fn verify(destination: wif::Destination) -> Result<delivery::Receipt, wif::Error> {
+        let destination = destination_from(destination)?;
+        let mut wasi = io::WasiIo;
+        let (spec, body) = deliver::handshake(&destination, wasi.now(), wasi.random_u64());
+        let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+        let options = UploadOptions::from(&destination);
+        deliver::deliver(
+            &mut wasi,
+            &mut tokens,
+            &destination,
+            &spec,
+            &mut &body[..],
+            &options,
+        )
+        .map(receipt_to_wit)
+        .map_err(|e| to_wit(&e))
+    }
+}
+
+fn receipt_to_wit(r: Receipt) -> delivery::Receipt {
+    delivery::Receipt {
+        status: match r.status {
+            Status::Delivered => delivery::Status::Delivered,
+            Status::DeliveredUnconfirmed => delivery::Status::DeliveredUnconfirmed,
+        },
+        bucket: r.bucket,
+        name: r.name,
+        generation: r.generation,
+        size: r.size,
+        crc32c: r.crc32c,
+        md5_hash: r.md5_hash,
+        upload: r.upload.to_owned(),
+        requests: r.requests,
+        retries: r.retries,
+        elapsed_ms: r.elapsed_ms,
+    }
+}
+
 fn destination_from(d: wif::Destination) -> Result<Destination, wif::Error> {
     let input = DestinationInput {
         credential_config: d.credential_config,
@@ -79,6 +151,8 @@ fn destination_from(d: wif::Destination) -> Result<Destination, wif::Error> {
         iam_credentials_url: d.iam_credentials_url,
         imds_v1_fallback: d.imds_v1_fallback,
         sign_target_resource: d.sign_target_resource,
+        single_request_limit: d.single_request_limit,
+        chunk_size: d.chunk_size,
     };
     Destination::from_input(&input).map_err(|e| to_wit(&Error::from(e)))
 }

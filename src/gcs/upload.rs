@@ -1,0 +1,393 @@
+//! The Cloud Storage JSON API upload requests, and what their answers mean. Every upload
+//! carries `ifGenerationMatch=0`: it creates or fails, never overwrites.
+
+use std::collections::BTreeMap;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Step, excerpt};
+use crate::io::Response;
+use crate::retry::is_transient_status;
+use crate::secret::Secret;
+
+/// Resumable chunks must be multiples of this (except the last).
+pub const QUANTUM: u64 = 256 * 1024;
+const BOUNDARY: &str = "wif_push_boundary_7c2f9a41e8d3";
+
+/// Query-parameter encoding: everything but unreserved characters.
+const QUERY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// What to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectSpec {
+    /// The full object name, prefix included.
+    pub name: String,
+    /// The size when known up front (a file); `None` for a stream of unknown length.
+    pub size: Option<u64>,
+    pub content_type: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The metadata part GCS takes on upload.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Metadata<'a> {
+    name: &'a str,
+    content_type: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    metadata: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    crc32c: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    md5_hash: Option<&'a str>,
+}
+
+/// The object resource GCS answers a finished upload with.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectResource {
+    pub name: String,
+    pub bucket: String,
+    pub generation: String,
+    pub size: String,
+    pub crc32c: Option<String>,
+    pub md5_hash: Option<String>,
+}
+
+/// Object names: UTF-8, 1 to 1024 bytes, no CR/LF, not `.` or `..`, not starting
+/// `.well-known/acme-challenge/` (GCS's rules).
+pub fn validate_name(name: &str) -> Result<(), Error> {
+    let problem = if name.is_empty() {
+        Some("is empty")
+    } else if name.len() > 1024 {
+        Some("is longer than 1024 bytes")
+    } else if name.contains(['\r', '\n']) {
+        Some("contains a line break")
+    } else if name == "." || name == ".." {
+        Some("is . or ..")
+    } else if name.starts_with(".well-known/acme-challenge/") {
+        Some("starts with .well-known/acme-challenge/")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(
+            Error::new(Step::Upload, format!("object name {name:?} {problem}"))
+                .with_fix("choose a name of 1 to 1024 bytes without line breaks"),
+        ),
+        None => Ok(()),
+    }
+}
+
+fn upload_url(storage_url: &str, bucket: &str, upload_type: &str, name: &str) -> String {
+    format!(
+        "{}/upload/storage/v1/b/{}/o?uploadType={upload_type}&name={}&ifGenerationMatch=0",
+        storage_url.trim_end_matches('/'),
+        utf8_percent_encode(bucket, QUERY),
+        utf8_percent_encode(name, QUERY)
+    )
+}
+
+fn bearer(token: &Secret) -> String {
+    format!("Bearer {}", token.expose())
+}
+
+/// One `uploadType=multipart` request: metadata (with both checksums, so GCS refuses corrupted
+/// bytes) and media in one round trip. Returns the head and the body.
+pub fn multipart(
+    storage_url: &str,
+    bucket: &str,
+    spec: &ObjectSpec,
+    data: &[u8],
+    crc32c: &str,
+    md5: &str,
+    token: &Secret,
+) -> (http::Request<()>, Vec<u8>) {
+    let metadata = serde_json::to_string(&Metadata {
+        name: &spec.name,
+        content_type: &spec.content_type,
+        metadata: &spec.metadata,
+        crc32c: Some(crc32c),
+        md5_hash: Some(md5),
+    })
+    .expect("plain structs serialize");
+    let mut body = Vec::with_capacity(data.len() + metadata.len() + 256);
+    body.extend_from_slice(
+        format!(
+            "--{BOUNDARY}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n{metadata}\r\n--{BOUNDARY}\r\ncontent-type: {}\r\n\r\n",
+            spec.content_type
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(data);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    let head = http::Request::post(upload_url(storage_url, bucket, "multipart", &spec.name))
+        .header("authorization", bearer(token))
+        .header(
+            "content-type",
+            format!("multipart/related; boundary={BOUNDARY}"),
+        )
+        .body(())
+        .expect("validated URL and headers");
+    (head, body)
+}
+
+/// Starts a resumable session; the answer's `Location` is the session URL.
+pub fn start_resumable(
+    storage_url: &str,
+    bucket: &str,
+    spec: &ObjectSpec,
+    token: &Secret,
+) -> (http::Request<()>, Vec<u8>) {
+    let metadata = serde_json::to_vec(&Metadata {
+        name: &spec.name,
+        content_type: &spec.content_type,
+        metadata: &spec.metadata,
+        crc32c: None,
+        md5_hash: None,
+    })
+    .expect("plain structs serialize");
+    let mut head = http::Request::post(upload_url(storage_url, bucket, "resumable", &spec.name))
+        .header("authorization", bearer(token))
+        .header("content-type", "application/json; charset=UTF-8")
+        .header("x-upload-content-type", &spec.content_type);
+    if let Some(size) = spec.size {
+        head = head.header("x-upload-content-length", size);
+    }
+    (head.body(()).expect("validated URL and headers"), metadata)
+}
+
+/// A chunk at `offset` of `len` bytes; `total` once the size is known. The final chunk carries
+/// the whole object's checksums, which GCS checks before it creates the object.
+pub fn chunk(
+    session_url: &str,
+    token: &Secret,
+    offset: u64,
+    len: u64,
+    total: Option<u64>,
+    final_hash: Option<(&str, &str)>,
+) -> http::Request<()> {
+    let total_text = total.map_or("*".to_owned(), |t| t.to_string());
+    let range = if len == 0 {
+        format!("bytes */{total_text}")
+    } else {
+        format!("bytes {offset}-{}/{total_text}", offset + len - 1)
+    };
+    let mut head = http::Request::put(session_url)
+        .header("authorization", bearer(token))
+        .header("content-range", range);
+    if let Some((crc32c, md5)) = final_hash {
+        head = head.header("x-goog-hash", format!("crc32c={crc32c},md5={md5}"));
+    }
+    head.body(()).expect("the session URL came from GCS")
+}
+
+/// Asks a session how much it has committed (or for the object, if it finished).
+pub fn status_query(session_url: &str, token: &Secret, total: Option<u64>) -> http::Request<()> {
+    chunk(session_url, token, 0, 0, total, None)
+}
+
+/// What a resumable-session answer means.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SessionState {
+    /// `308`: this many bytes are committed.
+    Incomplete(u64),
+    Finished(ObjectResource),
+}
+
+pub fn session_state(response: &Response, name: &str) -> Result<SessionState, Error> {
+    if response.status() == 308 {
+        let committed = match crate::io::header(response, "range") {
+            None => 0,
+            Some(range) => range
+                .strip_prefix("bytes=0-")
+                .and_then(|end| end.parse::<u64>().ok())
+                .map(|end| end + 1)
+                .ok_or_else(|| {
+                    Error::new(
+                        Step::Upload,
+                        format!("GCS answered 308 with an unreadable Range {range:?}"),
+                    )
+                })?,
+        };
+        return Ok(SessionState::Incomplete(committed));
+    }
+    object(response, name).map(SessionState::Finished)
+}
+
+/// The object resource of a successful upload, or the error GCS answered, diagnosed.
+pub fn object(response: &Response, name: &str) -> Result<ObjectResource, Error> {
+    let status = response.status().as_u16();
+    if status == 200 || status == 201 {
+        return serde_json::from_slice(response.body()).map_err(|e| {
+            Error::new(
+                Step::Upload,
+                format!("GCS answered {status} for {name} with an unexpected body ({e})"),
+            )
+        });
+    }
+    Err(upload_error(response, name))
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: GcsError,
+}
+
+#[derive(Deserialize)]
+struct GcsError {
+    message: Option<String>,
+}
+
+/// GCS's answer to a failed upload request, with the likely cause.
+pub fn upload_error(response: &Response, name: &str) -> Error {
+    let status = response.status().as_u16();
+    let said = serde_json::from_slice::<ErrorBody>(response.body())
+        .ok()
+        .and_then(|b| b.error.message)
+        .unwrap_or_else(|| excerpt(response.body(), 200));
+    let e = Error::new(
+        Step::Upload,
+        format!("GCS answered {status} for {name}: {said}"),
+    )
+    .with_status(status);
+    if is_transient_status(status) {
+        return e.transient();
+    }
+    match status {
+        401 => e.with_fix("the access token was refused; it is renewed and the upload tried once more"),
+        403 => e.with_fix(
+            "the service account may not create objects in this bucket: ask the partner to grant it \
+             roles/storage.objectCreator on the bucket",
+        ),
+        404 => e.with_fix("the bucket does not exist: check bucket with the partner"),
+        412 => e.with_fix(format!(
+            "an object named {name} already exists and is never overwritten: deliver under another name or prefix"
+        )),
+        400 if said.contains("match") => e.with_fix(
+            "the bytes changed in transit (GCS's checksum did not match): nothing was stored; deliver again",
+        ),
+        _ => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str) -> ObjectSpec {
+        ObjectSpec {
+            name: name.into(),
+            size: Some(3),
+            content_type: "text/plain".into(),
+            metadata: BTreeMap::from([("source".into(), "aws".into())]),
+        }
+    }
+
+    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
+        let mut r = http::Response::builder().status(status);
+        for (n, v) in headers {
+            r = r.header(*n, *v);
+        }
+        r.body(body.as_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn multipart_carries_checksums_and_never_overwrites() {
+        let (head, body) = multipart(
+            "https://storage.googleapis.com",
+            "b",
+            &spec("in/a b.txt"),
+            b"abc",
+            "C==",
+            "M==",
+            &Secret::new("t"),
+        );
+        assert_eq!(
+            head.uri().to_string(),
+            "https://storage.googleapis.com/upload/storage/v1/b/b/o?uploadType=multipart&name=in%2Fa%20b.txt&ifGenerationMatch=0"
+        );
+        let body = String::from_utf8(body).unwrap();
+        assert!(
+            body.contains(r#""crc32c":"C==""#) && body.contains(r#""md5Hash":"M==""#),
+            "{body}"
+        );
+        assert!(body.contains("\r\n\r\nabc\r\n--"), "{body}");
+        assert!(body.contains(r#""metadata":{"source":"aws"}"#));
+    }
+
+    #[test]
+    fn chunk_ranges() {
+        let t = Secret::new("t");
+        let r = chunk("https://s/x", &t, 0, QUANTUM, None, None);
+        assert_eq!(r.headers()["content-range"], "bytes 0-262143/*");
+        let r = chunk(
+            "https://s/x",
+            &t,
+            QUANTUM,
+            10,
+            Some(QUANTUM + 10),
+            Some(("c", "m")),
+        );
+        assert_eq!(r.headers()["content-range"], "bytes 262144-262153/262154");
+        assert_eq!(r.headers()["x-goog-hash"], "crc32c=c,md5=m");
+        assert_eq!(
+            status_query("https://s/x", &t, None).headers()["content-range"],
+            "bytes */*"
+        );
+    }
+
+    #[test]
+    fn session_states() {
+        assert_eq!(
+            session_state(&response(308, &[], ""), "n").unwrap(),
+            SessionState::Incomplete(0)
+        );
+        assert_eq!(
+            session_state(&response(308, &[("range", "bytes=0-524287")], ""), "n").unwrap(),
+            SessionState::Incomplete(524288)
+        );
+        let done = response(
+            200,
+            &[],
+            r#"{"name":"n","bucket":"b","generation":"7","size":"3","crc32c":"x","md5Hash":"y"}"#,
+        );
+        assert!(
+            matches!(session_state(&done, "n").unwrap(), SessionState::Finished(o) if o.generation == "7")
+        );
+    }
+
+    #[test]
+    fn errors_are_diagnosed() {
+        let e = upload_error(
+            &response(
+                412,
+                &[],
+                r#"{"error":{"code":412,"message":"At least one of the pre-conditions you specified did not hold."}}"#,
+            ),
+            "a",
+        );
+        assert!(e.fix.unwrap().contains("never overwritten"));
+        assert!(
+            upload_error(&response(403, &[], "{}"), "a")
+                .fix
+                .unwrap()
+                .contains("roles/storage.objectCreator")
+        );
+        assert!(upload_error(&response(503, &[], "busy"), "a").transient);
+    }
+
+    #[test]
+    fn names_follow_gcs_rules() {
+        assert!(validate_name("incoming/2026/file.csv").is_ok());
+        for bad in ["", ".", "..", "a\nb", ".well-known/acme-challenge/x"] {
+            assert!(validate_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_name(&"x".repeat(1025)).is_err());
+    }
+}
