@@ -59,6 +59,8 @@ pub struct DestinationInput {
     pub single_request_limit: Option<u64>,
     /// Resumable chunk size, a multiple of 256 KiB.
     pub chunk_size: Option<u64>,
+    /// The first retry's pause in milliseconds (doubling after that); 1000 by default.
+    pub initial_retry_delay_ms: Option<u32>,
     /// Sign the subject token's target-resource header (the default, as Google recommends);
     /// `false` leaves it unsigned, byte for byte as google-auth (Python) does.
     pub sign_target_resource: Option<bool>,
@@ -123,6 +125,7 @@ pub struct Destination {
     pub sign_target_resource: bool,
     pub single_request_limit: u64,
     pub chunk_size: u64,
+    pub initial_retry_delay: std::time::Duration,
     pub storage_url: String,
 }
 
@@ -192,6 +195,9 @@ impl Destination {
             .unwrap_or(DEFAULT_SINGLE_REQUEST_LIMIT);
         destination.chunk_size = input.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE);
         validate_chunk_size(destination.chunk_size)?;
+        destination.initial_retry_delay = std::time::Duration::from_millis(u64::from(
+            input.initial_retry_delay_ms.unwrap_or(1000),
+        ));
         Ok(destination)
     }
 
@@ -309,6 +315,7 @@ impl Destination {
             sign_target_resource: true,
             single_request_limit: DEFAULT_SINGLE_REQUEST_LIMIT,
             chunk_size: DEFAULT_CHUNK_SIZE,
+            initial_retry_delay: std::time::Duration::from_secs(1),
             storage_url: String::new(),
         })
     }
@@ -367,6 +374,7 @@ impl Destination {
             sign_target_resource: true,
             single_request_limit: DEFAULT_SINGLE_REQUEST_LIMIT,
             chunk_size: DEFAULT_CHUNK_SIZE,
+            initial_retry_delay: std::time::Duration::from_secs(1),
             storage_url: String::new(),
         })
     }

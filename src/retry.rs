@@ -27,11 +27,23 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The pause before retry number `retry` (0-based): `initial * 2^retry` plus up to a second
-    /// of jitter, capped at `max_delay`.
+    /// The default strategy, starting from `initial` instead of one second.
+    pub fn starting_at(initial: Duration) -> Self {
+        Backoff {
+            initial,
+            max_delay: Backoff::default().max_delay.max(initial),
+            ..Backoff::default()
+        }
+    }
+
+    /// The pause before retry number `retry` (0-based): `initial * 2^retry` plus up to
+    /// `initial` of jitter, capped at `max_delay`.
     pub fn delay(&self, retry: u32, random: u64) -> Duration {
         let base = self.initial.saturating_mul(1u32 << retry.min(16));
-        let jitter = Duration::from_millis(random % 1000);
+        let jitter_ms = u64::try_from(self.initial.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let jitter = Duration::from_millis(random % jitter_ms);
         (base + jitter).min(self.max_delay)
     }
 }

@@ -30,6 +30,8 @@ pub struct DestFile {
     pub single_request_limit: Option<u64>,
     /// Resumable chunk size in bytes, a multiple of 262144 (default 16 MiB).
     pub chunk_size: Option<u64>,
+    /// The first retry's pause in milliseconds (default 1000), doubling after that.
+    pub initial_retry_delay_ms: Option<u32>,
     #[serde(default)]
     pub endpoints: Endpoints,
 }
@@ -88,6 +90,7 @@ impl DestFile {
             sign_target_resource: self.sign_target_resource,
             single_request_limit: self.single_request_limit,
             chunk_size: self.chunk_size,
+            initial_retry_delay_ms: self.initial_retry_delay_ms,
             storage_url: self.endpoints.storage.clone(),
             token_url: self.endpoints.sts.clone(),
             iam_credentials_url: self.endpoints.iam_credentials.clone(),

@@ -1,14 +1,13 @@
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use host_test::dest::DestFile;
 use host_test::emulator::{AwsIdentity, Emulator, EmulatorConfig, Misconfig};
 use host_test::outbound::{Outbound, Policy, Route};
-use host_test::runtime::{GuestEnv, Runtime, Session, StepError, delivery};
+use host_test::runtime::{GuestEnv, Runtime, Session, StepError, delivery, receipt_json};
 use host_test::sign::{SignInput, SignOutput, parse_time};
 use serde_json::json;
 
@@ -30,7 +29,8 @@ struct Cli {
 enum Command {
     /// Sign an AWS request with SigV4 inside the component: JSON request on stdin, JSON on stdout.
     Sign,
-    /// Show the component at work on built-in example inputs, with no set-up.
+    /// The whole keyless flow against the embedded emulator: handshake and a handful of files,
+    /// tiny to 100 MiB. No set-up.
     Demo,
     /// Print the URL-encoded AWS subject token for the destination (a short-lived credential).
     SubjectToken {
@@ -166,7 +166,7 @@ async fn run(cli: &Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Demo => demo(cli).await,
+        Command::Demo => host_test::demo::run(cli.component.as_deref()).await,
         Command::Deliver {
             dest,
             prefix,
@@ -236,7 +236,7 @@ async fn deliver_file(
     session: &mut Session,
     destination: &host_test::runtime::wif::Destination,
     file: &std::path::Path,
-) -> Result<serde_json::Value> {
+) -> Result<String> {
     let name = file
         .file_name()
         .and_then(|n| n.to_str())
@@ -262,29 +262,25 @@ async fn deliver_file(
         content_type: None,
         metadata: Vec::new(),
     };
-    let receipt = session.deliver(destination, &object, opened).await?;
+    // A progress bar for large files, only where a person watches.
+    let receipt =
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) && metadata.len() > 8 << 20 {
+            let bar = indicatif::ProgressBar::new(metadata.len()).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} {wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec}",
+                )
+                .expect("a valid template"),
+            );
+            bar.set_message(object.name.clone());
+            let result = session
+                .deliver(destination, &object, bar.wrap_async_read(opened))
+                .await;
+            bar.finish_and_clear();
+            result?
+        } else {
+            session.deliver(destination, &object, opened).await?
+        };
     Ok(receipt_json(&receipt, Some(file)))
-}
-
-/// A receipt as one JSON object, in GCS's field names.
-fn receipt_json(r: &delivery::Receipt, file: Option<&std::path::Path>) -> serde_json::Value {
-    json!({
-        "status": match r.status {
-            delivery::Status::Delivered => "delivered",
-            delivery::Status::DeliveredUnconfirmed => "delivered-unconfirmed",
-        },
-        "file": file.map(|f| f.display().to_string()),
-        "bucket": r.bucket,
-        "name": r.name,
-        "generation": r.generation,
-        "size": r.size,
-        "crc32c": r.crc32c,
-        "md5Hash": r.md5_hash,
-        "upload": r.upload,
-        "requests": r.requests,
-        "retries": r.retries,
-        "elapsed_ms": r.elapsed_ms,
-    })
 }
 
 async fn emulate(listen: std::net::SocketAddr, misconfig: &[Misconfig]) -> Result<()> {
@@ -318,39 +314,5 @@ async fn emulate(listen: std::net::SocketAddr, misconfig: &[Misconfig]) -> Resul
         "\nflags: --connect-to sts.googleapis.com={addr} --connect-to iamcredentials.googleapis.com={addr}"
     );
     tokio::signal::ctrl_c().await?;
-    Ok(())
-}
-
-/// Signs the AWS STS GetCallerIdentity request that becomes a WIF subject token, with the
-/// example credentials from AWS's documentation.
-async fn demo(cli: &Cli) -> Result<()> {
-    let input = SignInput::parse(
-        r#"{
-            "method": "POST",
-            "url": "https://sts.us-east-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15",
-            "headers": {"x-goog-cloud-target-resource":
-                "//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/aws-partner/providers/aws"},
-            "region": "us-east-1",
-            "service": "sts",
-            "time": "2015-08-30T12:36:00Z",
-            "access_key_id": "AKIDEXAMPLE",
-            "secret_access_key": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
-        }"#,
-    )?;
-    let started = Instant::now();
-    let mut session = session(cli, Outbound::new(Policy::default())?).await?;
-    let signed = session.sign(&input.into_wit()?).await?;
-    let elapsed = started.elapsed();
-    println!("wif-push demo: SigV4 inside the WebAssembly component\n");
-    println!("Request: POST {}\n", signed.url);
-    println!("Canonical request:\n{}\n", signed.canonical_request);
-    println!("String to sign:\n{}\n", signed.string_to_sign);
-    for (name, value) in &signed.headers {
-        println!("{name}: {value}");
-    }
-    println!(
-        "\nSigned in {:.1} ms (component load, instantiation and signing).",
-        elapsed.as_secs_f64() * 1000.0
-    );
     Ok(())
 }

@@ -35,6 +35,38 @@ pub struct HostState {
     http: WasiHttpCtx,
     table: ResourceTable,
     outbound: Outbound,
+    memory: MemoryWatch,
+}
+
+/// Watches the guest's linear memory: records its peak, and refuses growth past a limit.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemoryWatch {
+    pub peak_bytes: usize,
+    pub limit_bytes: Option<usize>,
+}
+
+impl wasmtime::ResourceLimiter for MemoryWatch {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if self.limit_bytes.is_some_and(|limit| desired > limit) {
+            return Ok(false);
+        }
+        self.peak_bytes = self.peak_bytes.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
 }
 
 impl WasiView for HostState {
@@ -97,15 +129,18 @@ impl Runtime {
             wasi.preopened_dir(dir, guest.as_ref(), FsPerms::ReadOnly)
                 .with_context(|| format!("open {} for the component", dir.display()))?;
         }
-        Ok(Store::new(
+        let mut store = Store::new(
             &self.engine,
             HostState {
                 wasi: wasi.build(),
                 http: WasiHttpCtx::new(),
                 table: ResourceTable::new(),
                 outbound,
+                memory: MemoryWatch::default(),
             },
-        ))
+        );
+        store.limiter(|state| &mut state.memory);
+        Ok(store)
     }
 
     pub async fn instantiate(&self, store: &mut Store<HostState>) -> Result<Library> {
@@ -208,15 +243,15 @@ impl Session {
             .map_err(StepError)?)
     }
 
-    /// Streams `file` into the destination as `object`.
+    /// Streams `body` (a file, say) into the destination as `object`.
     pub async fn deliver(
         &mut self,
         destination: &wif::Destination,
         object: &delivery::Object,
-        file: tokio::fs::File,
+        body: impl tokio::io::AsyncRead + Send + 'static,
     ) -> Result<delivery::Receipt> {
         let stream: wasmtime_wasi::p2::DynInputStream =
-            Box::new(wasmtime_wasi::p2::pipe::AsyncReadStream::new(file));
+            Box::new(wasmtime_wasi::p2::pipe::AsyncReadStream::new(body));
         let body = self.store.data_mut().table.push(stream)?;
         Ok(self
             .library
@@ -236,10 +271,59 @@ impl Session {
             .map_err(StepError)?)
     }
 
+    /// The largest the guest's linear memory has been.
+    pub fn peak_guest_memory(&self) -> usize {
+        self.store.data().memory.peak_bytes
+    }
+
+    /// Refuses guest memory growth beyond `bytes` from now on.
+    pub fn limit_guest_memory(&mut self, bytes: usize) {
+        self.store.data_mut().memory.limit_bytes = Some(bytes);
+    }
+
     /// Requests this instance sent out so far.
     pub fn requests_sent(&self) -> u64 {
         self.store.data().outbound.requests_sent()
     }
+}
+
+/// A receipt as one JSON object, in GCS's field names, status first.
+pub fn receipt_json(r: &delivery::Receipt, file: Option<&Path>) -> String {
+    #[derive(serde::Serialize)]
+    struct Receipt<'a> {
+        status: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        file: Option<String>,
+        bucket: &'a str,
+        name: &'a str,
+        generation: &'a Option<String>,
+        size: u64,
+        crc32c: &'a str,
+        #[serde(rename = "md5Hash")]
+        md5_hash: &'a str,
+        upload: &'a str,
+        requests: u32,
+        retries: u32,
+        elapsed_ms: u64,
+    }
+    let receipt = Receipt {
+        status: match r.status {
+            delivery::Status::Delivered => "delivered",
+            delivery::Status::DeliveredUnconfirmed => "delivered-unconfirmed",
+        },
+        file: file.map(|f| f.display().to_string()),
+        bucket: &r.bucket,
+        name: &r.name,
+        generation: &r.generation,
+        size: r.size,
+        crc32c: &r.crc32c,
+        md5_hash: &r.md5_hash,
+        upload: &r.upload,
+        requests: r.requests,
+        retries: r.retries,
+        elapsed_ms: r.elapsed_ms,
+    };
+    serde_json::to_string(&receipt).expect("plain structs serialize")
 }
 
 /// `$WIF_PUSH_CACHE_DIR`, else the user's cache directory; `None` disables caching.

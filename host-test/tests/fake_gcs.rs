@@ -159,6 +159,7 @@ async fn every_boundary_size_reads_back_identically_with_googles_client() {
         sign_target_resource: None,
         single_request_limit: None,
         chunk_size: Some(32 * 1024 * 1024),
+        initial_retry_delay_ms: None,
         storage_url: None,
         token_url: None,
         iam_credentials_url: None,

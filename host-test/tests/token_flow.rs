@@ -44,6 +44,7 @@ fn destination(config: &EmulatorConfig) -> wif::Destination {
         sign_target_resource: None,
         single_request_limit: None,
         chunk_size: None,
+        initial_retry_delay_ms: None,
         storage_url: None,
         token_url: None,
         iam_credentials_url: None,

@@ -153,6 +153,7 @@ fn destination_from(d: wif::Destination) -> Result<Destination, wif::Error> {
         sign_target_resource: d.sign_target_resource,
         single_request_limit: d.single_request_limit,
         chunk_size: d.chunk_size,
+        initial_retry_delay_ms: d.initial_retry_delay_ms,
     };
     Destination::from_input(&input).map_err(|e| to_wit(&Error::from(e)))
 }

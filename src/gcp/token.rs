@@ -32,7 +32,6 @@ pub struct AccessToken {
 pub struct TokenSource {
     tokens: HashMap<String, AccessToken>,
     aws: Option<AwsCredentials>,
-    pub backoff: Backoff,
 }
 
 /// One cache entry per audience, service account and lifetime.
@@ -71,10 +70,14 @@ impl TokenSource {
                     &federated.access_token,
                     destination.token_lifetime_seconds,
                 );
-                let (token, expires_at) =
-                    self.call(io, Step::Impersonation, "IAM Credentials", &request, |r| {
-                        iam::parse(r, email)
-                    })?;
+                let (token, expires_at) = self.call(
+                    io,
+                    destination,
+                    Step::Impersonation,
+                    "IAM Credentials",
+                    &request,
+                    |r| iam::parse(r, email),
+                )?;
                 AccessToken {
                     token,
                     expires_at,
@@ -156,19 +159,28 @@ impl TokenSource {
         subject: &Secret,
     ) -> Result<sts::FederatedToken, Error> {
         let request = sts::request(&destination.token_url, &destination.audience, subject);
-        self.call(io, Step::StsExchange, "Google STS", &request, sts::parse)
+        self.call(
+            io,
+            destination,
+            Step::StsExchange,
+            "Google STS",
+            &request,
+            sts::parse,
+        )
     }
 
     /// Sends `request` with retries on transient failures, parsing the answer with `parse`.
     fn call<T>(
         &self,
         io: &mut dyn Io,
+        destination: &Destination,
         step: Step,
         what: &str,
         request: &Request,
         parse: impl Fn(&Response) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let (result, _retries) = retry(io, &self.backoff, |io| {
+        let backoff = Backoff::starting_at(destination.initial_retry_delay);
+        let (result, _retries) = retry(io, &backoff, |io| {
             let response = io
                 .send(clone_request(request), GOOGLE_TIMEOUT)
                 .map_err(|e| {

@@ -61,7 +61,7 @@ impl From<&Destination> for UploadOptions {
         UploadOptions {
             single_request_limit: destination.single_request_limit,
             chunk_size: destination.chunk_size,
-            backoff: Backoff::default(),
+            backoff: Backoff::starting_at(destination.initial_retry_delay),
         }
     }
 }

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use time::Duration;
 use time::format_description::well_known::Rfc3339;
 
-use super::{Misconfig, Reply, State, lock, new_token};
+use super::{AccessToken, Misconfig, Reply, State, lock, new_token};
 
 const DEFAULT_LIFETIME_SECONDS: u64 = 3600;
 /// A federated token may call IAM Credentials only if it carries one of these scopes.
@@ -99,7 +99,13 @@ fn try_generate(
         .format(&Rfc3339)
         .map_err(|_| invalid_argument("The lifetime is out of range."))?;
     let token = new_token("ya29.c.sa-");
-    lock(&state.access_tokens).insert(token.clone(), expires);
+    lock(&state.access_tokens).insert(
+        token.clone(),
+        AccessToken {
+            expires,
+            scopes: request.scope.clone(),
+        },
+    );
     Ok(Reply::ok(
         json!({"accessToken": token, "expireTime": expire_time}),
         format!("access token issued for {email}, lifetime {lifetime}s"),

@@ -1,9 +1,13 @@
 //! An embedded emulator of the Google endpoints that Workload Identity Federation from AWS
-//! talks to: STS (`sts.googleapis.com/v1/token`) and IAM Credentials
-//! (`iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken`).
+//! talks to: STS (`sts.googleapis.com/v1/token`), IAM Credentials
+//! (`iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken`) and
+//! the Cloud Storage JSON API's uploads (`storage.googleapis.com/upload/storage/v1/b/BUCKET/o`)
+//! as an identity with only `roles/storage.objectCreator` on one bucket meets them (see the
+//! `gcs` module: checksums, `ifGenerationMatch`, resumable sessions, denied reads, [`Fault`]s).
 //!
-//! Both are served on one loopback port and told apart by path, so the component reaches them
-//! through `--connect-to sts.googleapis.com=ADDR --connect-to iamcredentials.googleapis.com=ADDR`.
+//! All three are served on one loopback port and told apart by path, so the component reaches
+//! them through `--connect-to sts.googleapis.com=ADDR --connect-to
+//! iamcredentials.googleapis.com=ADDR --connect-to storage.googleapis.com=ADDR`.
 //! The emulator behaves like Google: it verifies the SigV4 signature of the AWS subject token
 //! with an implementation independent of the project's (the `aws-sigv4` crate), checks the
 //! audience, the target-resource header and the provider's attribute condition, and answers
@@ -11,13 +15,16 @@
 //! misconfiguration a sender meets in the field.
 
 mod aws_request;
+mod gcs;
 mod iam;
 mod sts;
 
+pub use gcs::{Fault, FaultPlan, GcsLog, RandomFaults, StoredObject};
+
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -91,6 +98,25 @@ pub struct EmulatorConfig {
     pub clock_skew_tolerance: Duration,
     /// A fixed "now", for tests; `None` follows the system clock.
     pub now: Option<OffsetDateTime>,
+    /// The one bucket the service account may create objects in (`roles/storage.objectCreator`).
+    pub bucket: String,
+    /// Where uploaded objects go.
+    pub storage: Storage,
+    /// Faults that Cloud Storage requests meet; see [`Emulator::set_faults`].
+    pub faults: FaultPlan,
+}
+
+/// Where the emulated bucket keeps its objects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// A fresh temporary directory, created when the emulator starts, owned by the [`Emulator`]
+    /// and removed when it is dropped.
+    TempDir,
+    /// Objects are files under this directory (created if missing), named by their
+    /// percent-encoded object name; uploads in progress are staged in its `.staging/`.
+    Disk(PathBuf),
+    /// Bytes are hashed and counted but not kept: for benchmarks.
+    Discard,
 }
 
 impl EmulatorConfig {
@@ -114,6 +140,9 @@ impl EmulatorConfig {
             misconfig: Vec::new(),
             clock_skew_tolerance: Duration::from_secs(15 * 60),
             now: None,
+            bucket: "partner-inbox".into(),
+            storage: Storage::TempDir,
+            faults: FaultPlan::default(),
         }
     }
 
@@ -134,6 +163,8 @@ impl EmulatorConfig {
 pub enum Endpoint {
     Sts,
     Iam,
+    /// Cloud Storage's JSON API: uploads, resumable sessions, and object reads (all denied).
+    Gcs,
     Other,
 }
 
@@ -143,6 +174,8 @@ impl Endpoint {
             Endpoint::Sts
         } else if path.starts_with("/v1/projects/") && path.contains("/serviceAccounts/") {
             Endpoint::Iam
+        } else if gcs::is_gcs_path(path) {
+            Endpoint::Gcs
         } else {
             Endpoint::Other
         }
@@ -157,10 +190,20 @@ pub struct LogEntry {
     pub path: String,
     pub status: u16,
     /// What happened, e.g. `invalid_grant: ...` or `federated token issued to arn:...`.
+    /// `status` is 0 when the connection was dropped without an answer (a fault, or the client
+    /// hung up).
     pub outcome: String,
+    /// Cloud Storage requests only: upload type, `Content-Range`, bytes received and re-sent.
+    pub gcs: Option<GcsLog>,
 }
 
 struct FederatedToken {
+    expires: OffsetDateTime,
+    scopes: Vec<String>,
+}
+
+/// A service-account access token that IAM Credentials issued.
+struct AccessToken {
     expires: OffsetDateTime,
     scopes: Vec<String>,
 }
@@ -170,8 +213,9 @@ struct State {
     config: EmulatorConfig,
     now: Mutex<Option<OffsetDateTime>>,
     federated_tokens: Mutex<HashMap<String, FederatedToken>>,
-    access_tokens: Mutex<HashMap<String, OffsetDateTime>>,
+    access_tokens: Mutex<HashMap<String, AccessToken>>,
     log: Mutex<Vec<LogEntry>>,
+    gcs: gcs::GcsState,
 }
 
 /// A poisoned lock only means another request panicked; the data is still consistent.
@@ -182,14 +226,15 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl State {
-    fn new(config: EmulatorConfig) -> Self {
-        State {
+    fn new(config: EmulatorConfig, storage_dir: Option<&Path>) -> anyhow::Result<Self> {
+        Ok(State {
             now: Mutex::new(config.now),
+            gcs: gcs::GcsState::new(storage_dir, &config.faults)?,
             config,
             federated_tokens: Mutex::default(),
             access_tokens: Mutex::default(),
             log: Mutex::default(),
-        }
+        })
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -202,18 +247,76 @@ pub struct Emulator {
     addr: SocketAddr,
     state: Arc<State>,
     task: JoinHandle<()>,
+    storage_dir: Option<PathBuf>,
+    /// Removed after the server task is stopped (fields drop after [`Drop::drop`]).
+    _temp_dir: Option<tempfile::TempDir>,
 }
 
 impl Emulator {
     /// Binds `listen` (port 0 picks a free one) and serves on the current Tokio runtime.
     pub async fn start(config: EmulatorConfig, listen: SocketAddr) -> anyhow::Result<Emulator> {
+        let temp_dir = match config.storage {
+            Storage::TempDir => Some(
+                tempfile::Builder::new()
+                    .prefix("wif-push-gcs-")
+                    .tempdir()
+                    .context("the emulator could not create a temporary directory for objects")?,
+            ),
+            Storage::Disk(_) | Storage::Discard => None,
+        };
+        let storage_dir = match (&config.storage, &temp_dir) {
+            (Storage::Disk(dir), _) => Some(dir.clone()),
+            (_, Some(temp)) => Some(temp.path().to_path_buf()),
+            _ => None,
+        };
+        let state = Arc::new(State::new(config, storage_dir.as_deref())?);
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("the emulator could not listen on {listen}"))?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(State::new(config));
         let task = tokio::spawn(serve(listener, state.clone()));
-        Ok(Emulator { addr, state, task })
+        Ok(Emulator {
+            addr,
+            state,
+            task,
+            storage_dir,
+            _temp_dir: temp_dir,
+        })
+    }
+
+    /// The directory objects are stored in (`None` with [`Storage::Discard`]).
+    pub fn storage_dir(&self) -> Option<&Path> {
+        self.storage_dir.as_deref()
+    }
+
+    /// Every object in the bucket, by name.
+    pub fn objects(&self) -> Vec<StoredObject> {
+        self.state.gcs.objects()
+    }
+
+    pub fn object(&self, name: &str) -> Option<StoredObject> {
+        self.state.gcs.object(name)
+    }
+
+    /// Replaces the fault plan: later Cloud Storage requests meet the new faults (the random
+    /// generator restarts from the new seed).
+    pub fn set_faults(&self, faults: FaultPlan) {
+        self.state.gcs.set_faults(&faults);
+    }
+
+    /// Test support: an access token for the service account, valid for an hour of the
+    /// emulator's clock, with the `devstorage.read_write` scope, issued without the STS and IAM
+    /// round trips (which `tests/emulator.rs` covers).
+    pub fn issue_access_token_for_tests(&self) -> String {
+        let token = new_token("ya29.c.test-");
+        lock(&self.state.access_tokens).insert(
+            token.clone(),
+            AccessToken {
+                expires: self.state.now() + Duration::from_secs(3600),
+                scopes: vec!["https://www.googleapis.com/auth/devstorage.read_write".into()],
+            },
+        );
+        token
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -246,7 +349,7 @@ impl Emulator {
         let now = self.state.now();
         lock(&self.state.access_tokens)
             .get(token)
-            .is_some_and(|expires| *expires > now)
+            .is_some_and(|access| access.expires > now)
     }
 }
 
@@ -281,32 +384,40 @@ async fn serve(listener: TcpListener, state: Arc<State>) {
 }
 
 /// An answer, with a one-line outcome for the log.
+#[derive(Clone, Debug)]
 struct Reply {
     status: StatusCode,
+    /// `Value::Null` is sent as an empty body without a content type.
     body: Value,
     headers: Vec<(HeaderName, HeaderValue)>,
     outcome: String,
+    /// An HTTP/1 reason phrase other than the status code's canonical one.
+    reason: Option<&'static str>,
 }
 
 impl Reply {
-    fn ok(body: Value, outcome: String) -> Self {
+    fn new(status: StatusCode, body: Value, outcome: String) -> Self {
         Reply {
-            status: StatusCode::OK,
+            status,
             body,
             headers: Vec::new(),
             outcome,
+            reason: None,
         }
+    }
+
+    fn ok(body: Value, outcome: String) -> Self {
+        Reply::new(StatusCode::OK, body, outcome)
     }
 
     /// Google's JSON error shape for its REST APIs (IAM Credentials, Cloud Storage, ...).
     fn google_error(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         let message = message.into();
-        Reply {
+        Reply::new(
             status,
-            outcome: format!("{code}: {message}"),
-            body: json!({"error": {"code": status.as_u16(), "message": message, "status": code}}),
-            headers: Vec::new(),
-        }
+            json!({"error": {"code": status.as_u16(), "message": message, "status": code}}),
+            format!("{code}: {message}"),
+        )
     }
 
     fn with_details(mut self, details: Value) -> Self {
@@ -319,19 +430,42 @@ impl Reply {
         self
     }
 
+    fn with_header_value(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    fn with_reason(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+
     /// What Google answers for a path or method its APIs do not have.
     fn not_found() -> Self {
         Reply::google_error(StatusCode::NOT_FOUND, "NOT_FOUND", "Method not found.")
     }
 
     fn into_response(self) -> Response<Full<Bytes>> {
-        let mut response = Response::new(Full::new(Bytes::from(self.body.to_string())));
+        let body = if self.body.is_null() {
+            Bytes::new()
+        } else {
+            Bytes::from(self.body.to_string())
+        };
+        let json = !body.is_empty();
+        let mut response = Response::new(Full::new(body));
         *response.status_mut() = self.status;
+        if let Some(reason) = self.reason {
+            response
+                .extensions_mut()
+                .insert(hyper::ext::ReasonPhrase::from_static(reason.as_bytes()));
+        }
         let headers = response.headers_mut();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/json; charset=UTF-8"),
-        );
+        if json {
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/json; charset=UTF-8"),
+            );
+        }
         for (name, value) in self.headers {
             headers.insert(name, value);
         }
@@ -339,11 +473,42 @@ impl Reply {
     }
 }
 
+/// Returned to hyper instead of a response: it closes the connection without answering.
+#[derive(Debug)]
+struct ConnectionDropped;
+
+impl fmt::Display for ConnectionDropped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the emulator dropped the connection without answering")
+    }
+}
+
+impl std::error::Error for ConnectionDropped {}
+
 async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Full<Bytes>>, ConnectionDropped> {
     let (parts, body) = req.into_parts();
+    let endpoint = Endpoint::of(parts.uri.path());
+    if endpoint == Endpoint::Gcs {
+        let handled = gcs::handle(&state, &parts, body).await;
+        lock(&state.log).push(LogEntry {
+            endpoint,
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_owned(),
+            status: handled.reply.as_ref().map_or(0, |r| r.status.as_u16()),
+            outcome: handled.outcome,
+            gcs: Some(handled.log),
+        });
+        if let Some(delay) = handled.delay {
+            tokio::time::sleep(delay).await;
+        }
+        return handled
+            .reply
+            .map(Reply::into_response)
+            .ok_or(ConnectionDropped);
+    }
     let reply = match read_body(&parts.headers, body).await {
         Ok(body) => route(
             &state,
@@ -355,11 +520,12 @@ async fn handle(
         Err(reply) => reply,
     };
     lock(&state.log).push(LogEntry {
-        endpoint: Endpoint::of(parts.uri.path()),
+        endpoint,
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
         status: reply.status.as_u16(),
         outcome: reply.outcome.clone(),
+        gcs: None,
     });
     Ok(reply.into_response())
 }

@@ -97,12 +97,11 @@ fn try_exchange(state: &State, headers: &HeaderMap, body: &[u8]) -> Result<Reply
 /// The OAuth 2.0 error shape STS answers with (not Google's usual `{"error": {...}}`).
 fn error(code: &str, description: impl Into<String>) -> Reply {
     let description = description.into();
-    Reply {
-        status: StatusCode::BAD_REQUEST,
-        outcome: format!("{code}: {description}"),
-        body: json!({"error": code, "error_description": description}),
-        headers: Vec::new(),
-    }
+    Reply::new(
+        StatusCode::BAD_REQUEST,
+        json!({"error": code, "error_description": description}),
+        format!("{code}: {description}"),
+    )
 }
 
 fn rejected(rejection: Rejection) -> Reply {
