@@ -69,9 +69,9 @@ enum Command {
         #[command(flatten)]
         net: NetArgs,
     },
-    /// Serve the embedded emulator of Google STS and IAM Credentials until interrupted. It
-    /// accepts the AWS credentials in this process's environment (or AWS's documentation
-    /// example keys).
+    /// Serve the embedded emulator of Google STS, IAM Credentials and Cloud Storage until
+    /// interrupted. It accepts the AWS credentials in this process's environment (or AWS's
+    /// documentation example keys).
     Emulate {
         #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
@@ -301,17 +301,18 @@ async fn emulate(listen: std::net::SocketAddr, misconfig: &[Misconfig]) -> Resul
     let emulator = Emulator::start(config, listen).await?;
     let c = emulator.config();
     let addr = emulator.addr();
-    println!("Google STS and IAM Credentials emulator on http://{addr}");
+    println!("Google STS, IAM Credentials and Cloud Storage emulator on http://{addr}");
     println!(
         "\nDEST.toml:\n  project_number = \"{}\"\n  pool_id = \"{}\"\n  provider_id = \"{}\"",
         c.project_number, c.pool_id, c.provider_id
     );
     println!(
-        "  service_account = \"{}\"\n  bucket = \"partner-inbox\"\n  aws_region = \"us-east-1\"",
-        c.service_account
+        "  service_account = \"{}\"\n  bucket = \"{}\"\n  aws_region = \"us-east-1\"",
+        c.service_account, c.bucket
     );
     println!(
-        "\nflags: --connect-to sts.googleapis.com={addr} --connect-to iamcredentials.googleapis.com={addr}"
+        "\nflags: --connect-to sts.googleapis.com={addr} --connect-to iamcredentials.googleapis.com={addr} \
+         --connect-to storage.googleapis.com={addr}"
     );
     tokio::signal::ctrl_c().await?;
     Ok(())
