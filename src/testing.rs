@@ -7,6 +7,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
+use crate::config::{Destination, DestinationInput};
 use crate::io::{Io, Request, Response, TransportError, TransportErrorKind};
 
 type Handler = Box<dyn FnMut(&Request) -> Result<Response, TransportError>>;
@@ -56,6 +57,20 @@ impl FakeIo {
     pub fn count(&self, prefix: &str) -> usize {
         self.sent.iter().filter(|s| s.starts_with(prefix)).count()
     }
+}
+
+/// The destination most tests deliver to: the five facts, region set.
+pub fn destination() -> Destination {
+    Destination::from_input(&DestinationInput {
+        project_number: Some("123456789012".into()),
+        pool_id: Some("aws-pool".into()),
+        provider_id: Some("aws-provider".into()),
+        service_account: Some("uploader@partner.iam.gserviceaccount.com".into()),
+        bucket: Some("partner-inbox".into()),
+        aws_region: Some("us-east-1".into()),
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 pub fn respond(status: u16, body: &str) -> Result<Response, TransportError> {

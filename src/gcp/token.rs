@@ -211,21 +211,7 @@ fn clone_request(request: &Request) -> Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DestinationInput;
-    use crate::testing::{FakeIo, respond};
-
-    fn destination() -> Destination {
-        Destination::from_input(&DestinationInput {
-            project_number: Some("123456789012".into()),
-            pool_id: Some("aws-pool".into()),
-            provider_id: Some("aws-provider".into()),
-            service_account: Some("uploader@partner.iam.gserviceaccount.com".into()),
-            bucket: Some("partner-inbox".into()),
-            aws_region: Some("us-east-1".into()),
-            ..Default::default()
-        })
-        .unwrap()
-    }
+    use crate::testing::{FakeIo, destination, respond};
 
     fn google(io: &mut FakeIo) {
         io.set_env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")

@@ -206,6 +206,13 @@ enum Failure {
     Fatal(Error),
 }
 
+/// Where one request's attempts stand.
+struct Tries {
+    started: time::OffsetDateTime,
+    retry: u32,
+    renewed: bool,
+}
+
 struct Upload<'a> {
     io: &'a mut dyn Io,
     tokens: &'a mut TokenSource,
@@ -252,6 +259,33 @@ impl Upload<'_> {
         }
     }
 
+    fn tries(&self) -> Tries {
+        Tries {
+            started: self.io.now(),
+            retry: 0,
+            renewed: false,
+        }
+    }
+
+    /// Gets ready for another attempt after `failure`: renews the token (once) or pauses
+    /// (with backoff); or gives up with the error.
+    fn recover(&mut self, failure: Failure, tries: &mut Tries) -> Result<(), Error> {
+        match failure {
+            Failure::Fatal(error) => Err(error),
+            Failure::Renew(error) if tries.renewed => Err(error),
+            Failure::Renew(_) => {
+                tries.renewed = true;
+                self.tokens.invalidate(self.destination);
+                Ok(())
+            }
+            Failure::Retry { error, .. } => {
+                self.pause(tries.retry, error, tries.started)?;
+                tries.retry += 1;
+                Ok(())
+            }
+        }
+    }
+
     /// Pauses before retry `retry` (0-based), or gives up with `error`.
     fn pause(
         &mut self,
@@ -286,8 +320,8 @@ impl Upload<'_> {
         let mut checksums = Checksums::default();
         checksums.update(&data);
         let (crc32c, md5) = (checksums.crc32c(), checksums.md5());
-        let started = self.io.now();
-        let (mut retry, mut renewed, mut maybe_landed) = (0, false, false);
+        let mut tries = self.tries();
+        let mut maybe_landed = false;
         loop {
             let token = self.token()?;
             let (head, body) = upload::multipart(
@@ -309,28 +343,18 @@ impl Upload<'_> {
                 }
                 Ok(response) => self.status_failure(&response),
             };
-            match failure {
-                Failure::Fatal(error) => return Err(error),
-                Failure::Renew(error) if renewed => return Err(error),
-                Failure::Renew(_) => {
-                    renewed = true;
-                    self.tokens.invalidate(self.destination);
-                }
-                Failure::Retry {
-                    error,
-                    maybe_landed: landed,
-                } => {
-                    maybe_landed |= landed;
-                    self.pause(retry, error, started)?;
-                    retry += 1;
-                }
+            if let Failure::Retry {
+                maybe_landed: true, ..
+            } = failure
+            {
+                maybe_landed = true;
             }
+            self.recover(failure, &mut tries)?;
         }
     }
 
     fn start_session(&mut self) -> Result<String, Error> {
-        let started = self.io.now();
-        let (mut retry, mut renewed) = (0, false);
+        let mut tries = self.tries();
         loop {
             let token = self.token()?;
             let (head, body) = upload::start_resumable(
@@ -354,18 +378,7 @@ impl Upload<'_> {
                 }
                 Ok(response) => self.status_failure(&response),
             };
-            match failure {
-                Failure::Fatal(error) => return Err(error),
-                Failure::Renew(error) if renewed => return Err(error),
-                Failure::Renew(_) => {
-                    renewed = true;
-                    self.tokens.invalidate(self.destination);
-                }
-                Failure::Retry { error, .. } => {
-                    self.pause(retry, error, started)?;
-                    retry += 1;
-                }
-            }
+            self.recover(failure, &mut tries)?;
         }
     }
 
@@ -429,8 +442,8 @@ impl Upload<'_> {
         hash: Option<&(String, String)>,
     ) -> Result<SessionState, Error> {
         let end = offset + data.len() as u64;
-        let started = self.io.now();
-        let (mut committed, mut retry, mut renewed) = (offset, 0, false);
+        let mut tries = self.tries();
+        let mut committed = offset;
         loop {
             let token = self.token()?;
             let skip = (committed - offset) as usize;
@@ -485,18 +498,10 @@ impl Upload<'_> {
                 }
                 Ok(response) => self.status_failure(&response),
             };
-            match failure {
-                Failure::Fatal(error) => return Err(error),
-                Failure::Renew(error) if renewed => return Err(error),
-                Failure::Renew(_) => {
-                    renewed = true;
-                    self.tokens.invalidate(self.destination);
-                    continue;
-                }
-                Failure::Retry { error, .. } => {
-                    self.pause(retry, error, started)?;
-                    retry += 1;
-                }
+            let renewing = matches!(failure, Failure::Renew(_));
+            self.recover(failure, &mut tries)?;
+            if renewing {
+                continue;
             }
             // Ask the session what it has before sending anything again.
             match self.query(session, total)? {
@@ -522,8 +527,7 @@ impl Upload<'_> {
 
     /// The session's state; transient failures of the query itself are retried.
     fn query(&mut self, session: &str, total: Option<u64>) -> Result<SessionState, Error> {
-        let started = self.io.now();
-        let mut retry = 0;
+        let mut tries = self.tries();
         loop {
             let token = self.token()?;
             let head = upload::status_query(session, &token, total);
@@ -547,8 +551,13 @@ impl Upload<'_> {
             if !error.transient {
                 return Err(error);
             }
-            self.pause(retry, error, started)?;
-            retry += 1;
+            self.recover(
+                Failure::Retry {
+                    error,
+                    maybe_landed: false,
+                },
+                &mut tries,
+            )?;
         }
     }
 }
@@ -591,22 +600,8 @@ mod tests {
     use std::rc::Rc;
 
     use super::*;
-    use crate::config::DestinationInput;
     use crate::io::{Request, TransportErrorKind};
-    use crate::testing::{FakeIo, respond};
-
-    fn destination() -> Destination {
-        Destination::from_input(&DestinationInput {
-            project_number: Some("123456789012".into()),
-            pool_id: Some("aws-pool".into()),
-            provider_id: Some("aws-provider".into()),
-            service_account: Some("uploader@partner.iam.gserviceaccount.com".into()),
-            bucket: Some("partner-inbox".into()),
-            aws_region: Some("us-east-1".into()),
-            ..Default::default()
-        })
-        .unwrap()
-    }
+    use crate::testing::{FakeIo, destination, respond};
 
     fn spec(name: &str, size: Option<u64>) -> ObjectSpec {
         ObjectSpec {
