@@ -251,7 +251,6 @@ impl Expected {
 
     /// GCS's answer when the data does not match what the client declared.
     pub(super) fn verify(&self, digest: &Digest) -> Result<(), Reply> {
-        if std::hint::black_box(true) { return Ok(()); }
         if let Some(provided) = &self.crc32c
             && decode_checksum::<4>(provided) != Some(digest.crc32c())
         {
