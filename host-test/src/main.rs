@@ -57,6 +57,12 @@ enum Command {
         /// Object-name prefix, instead of the destination's.
         #[arg(long)]
         prefix: Option<String>,
+        /// Content-Type of the objects (default application/octet-stream).
+        #[arg(long, value_name = "TYPE")]
+        content_type: Option<String>,
+        /// Custom object metadata (x-goog-meta-KEY), repeatable.
+        #[arg(long = "metadata", value_name = "KEY=VALUE", value_parser = key_value)]
+        metadata: Vec<(String, String)>,
         #[command(flatten)]
         net: NetArgs,
         #[arg(required = true, value_name = "FILE")]
@@ -170,6 +176,8 @@ async fn run(cli: &Cli) -> Result<()> {
         Command::Deliver {
             dest,
             prefix,
+            content_type,
+            metadata,
             net,
             files,
         } => {
@@ -180,7 +188,8 @@ async fn run(cli: &Cli) -> Result<()> {
             let mut session = session(cli, net.outbound()?).await?;
             let mut failed = 0;
             for file in files {
-                match deliver_file(&mut session, &destination, file).await {
+                let object = (content_type.clone(), metadata.clone());
+                match deliver_file(&mut session, &destination, file, object).await {
                     Ok(receipt) => println!("{receipt}"),
                     Err(err) => {
                         failed += 1;
@@ -232,10 +241,18 @@ async fn run(cli: &Cli) -> Result<()> {
     }
 }
 
+fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
 async fn deliver_file(
     session: &mut Session,
     destination: &host_test::runtime::wif::Destination,
     file: &std::path::Path,
+    (content_type, custom): (Option<String>, Vec<(String, String)>),
 ) -> Result<String> {
     let name = file
         .file_name()
@@ -259,8 +276,8 @@ async fn deliver_file(
     let object = delivery::Object {
         name,
         size: Some(metadata.len()),
-        content_type: None,
-        metadata: Vec::new(),
+        content_type,
+        metadata: custom,
     };
     // A progress bar for large files, only where a person watches.
     let receipt =

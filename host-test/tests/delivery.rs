@@ -196,3 +196,24 @@ fn the_demo_runs_with_no_setup() {
     );
     assert!(stdout.contains("byte for byte"), "{stdout}");
 }
+
+#[tokio::test]
+async fn content_type_and_custom_metadata_reach_the_object() {
+    let demo = Demo::start(EmulatorConfig::demo()).await.unwrap();
+    let runtime = Runtime::load(None).unwrap();
+    let mut session = demo.session(&runtime).await.unwrap();
+    let mut spec = object("daily.csv", Some(4));
+    spec.content_type = Some("text/csv".into());
+    spec.metadata = vec![("team".into(), "data".into()), ("run".into(), "42".into())];
+    session
+        .deliver(&demo.destination, &spec, &b"a,b\n"[..])
+        .await
+        .unwrap();
+    let stored = demo.emulator.object("demo/daily.csv").unwrap();
+    assert_eq!(stored.content_type, "text/csv");
+    assert_eq!(
+        stored.metadata.get("team").map(String::as_str),
+        Some("data")
+    );
+    assert_eq!(stored.metadata.get("run").map(String::as_str), Some("42"));
+}

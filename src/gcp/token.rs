@@ -280,6 +280,40 @@ mod tests {
     }
 
     #[test]
+    fn instance_credentials_are_fetched_again_before_they_expire() {
+        let mut io = FakeIo::new();
+        google(&mut io);
+        io.env.clear();
+        io.on("PUT http://169.254.169.254/latest/api/token", |_| {
+            respond(200, "session")
+        });
+        io.on("GET http://169.254.169.254/latest/meta-data/iam/security-credentials", |req| {
+            if req.uri().path().ends_with("/role") {
+                // Valid for ten minutes from the fake clock's start.
+                respond(200, r#"{"Code":"Success","AccessKeyId":"ASIA1","SecretAccessKey":"s","Token":"t","Expiration":"2026-11-26T12:10:00Z"}"#)
+            } else {
+                respond(200, "role")
+            }
+        });
+        let mut source = TokenSource::default();
+        let dest = destination();
+        source.subject_token(&mut io, &dest, None).unwrap();
+        source.subject_token(&mut io, &dest, None).unwrap();
+        assert_eq!(
+            io.count("GET http://169.254.169.254/latest/meta-data/iam/security-credentials/role"),
+            1,
+            "reused while fresh"
+        );
+        io.now += Duration::from_secs(6 * 60); // within five minutes of Expiration
+        source.subject_token(&mut io, &dest, None).unwrap();
+        assert_eq!(
+            io.count("GET http://169.254.169.254/latest/meta-data/iam/security-credentials/role"),
+            2,
+            "refreshed before expiry"
+        );
+    }
+
+    #[test]
     fn errors_never_carry_secrets() {
         let mut io = FakeIo::new();
         google(&mut io);
