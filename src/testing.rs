@@ -73,11 +73,16 @@ pub fn destination() -> Destination {
     .unwrap()
 }
 
-pub fn respond(status: u16, body: &str) -> Result<Response, TransportError> {
-    Ok(http::Response::builder()
+/// A response with `status` and `body`.
+pub fn response(status: u16, body: &str) -> Response {
+    http::Response::builder()
         .status(status)
         .body(body.as_bytes().to_vec())
-        .unwrap())
+        .unwrap()
+}
+
+pub fn respond(status: u16, body: &str) -> Result<Response, TransportError> {
+    Ok(response(status, body))
 }
 
 impl Io for FakeIo {

@@ -138,15 +138,9 @@ pub fn parse(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::response;
 
     const SA: &str = "uploader@partner.iam.gserviceaccount.com";
-
-    fn response(status: u16, body: &str) -> Response {
-        http::Response::builder()
-            .status(status)
-            .body(body.as_bytes().to_vec())
-            .unwrap()
-    }
 
     #[test]
     fn request_asks_for_storage_scope_and_lifetime() {

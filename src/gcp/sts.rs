@@ -127,13 +127,7 @@ fn diagnose(error: &str, description: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn response(status: u16, body: &str) -> Response {
-        http::Response::builder()
-            .status(status)
-            .body(body.as_bytes().to_vec())
-            .unwrap()
-    }
+    use crate::testing::response;
 
     #[test]
     fn request_is_an_rfc8693_form() {

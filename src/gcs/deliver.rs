@@ -694,6 +694,18 @@ mod tests {
         );
     }
 
+    /// Delivers the five bytes "hello" as object "n" with the default options.
+    fn deliver_hello(io: &mut FakeIo) -> Result<Receipt, Error> {
+        deliver(
+            io,
+            &mut TokenSource::default(),
+            &destination(),
+            &spec("n", Some(5)),
+            &mut &b"hello"[..],
+            &UploadOptions::default(),
+        )
+    }
+
     #[test]
     fn small_objects_take_one_request() {
         let mut io = io_with_google();
@@ -701,15 +713,7 @@ mod tests {
             assert_eq!(req.headers()["authorization"], "Bearer at");
             respond(200, &object_json(b"hello"))
         });
-        let receipt = deliver(
-            &mut io,
-            &mut TokenSource::default(),
-            &destination(),
-            &spec("n", Some(5)),
-            &mut &b"hello"[..],
-            &UploadOptions::default(),
-        )
-        .unwrap();
+        let receipt = deliver_hello(&mut io).unwrap();
         assert_eq!(receipt.status, Status::Delivered);
         assert_eq!(receipt.requests, 1);
         assert_eq!(receipt.generation.as_deref(), Some("1"));
@@ -723,15 +727,7 @@ mod tests {
             calls += 1;
             if calls == 1 { Err(TransportError::new(TransportErrorKind::Protocol, "reset")) } else { respond(412, r#"{"error":{"code":412,"message":"At least one of the pre-conditions you specified did not hold."}}"#) }
         });
-        let receipt = deliver(
-            &mut io,
-            &mut TokenSource::default(),
-            &destination(),
-            &spec("n", Some(5)),
-            &mut &b"hello"[..],
-            &UploadOptions::default(),
-        )
-        .unwrap();
+        let receipt = deliver_hello(&mut io).unwrap();
         assert_eq!(receipt.status, Status::DeliveredUnconfirmed);
         assert_eq!(receipt.retries, 1);
 
@@ -739,15 +735,7 @@ mod tests {
         io.on("POST https://storage.googleapis.com/upload/storage/v1/b/partner-inbox/o?uploadType=multipart", |_| {
             respond(412, r#"{"error":{"code":412,"message":"At least one of the pre-conditions you specified did not hold."}}"#)
         });
-        let err = deliver(
-            &mut io,
-            &mut TokenSource::default(),
-            &destination(),
-            &spec("n", Some(5)),
-            &mut &b"hello"[..],
-            &UploadOptions::default(),
-        )
-        .unwrap_err();
+        let err = deliver_hello(&mut io).unwrap_err();
         assert_eq!(err.status, Some(412));
         assert!(err.fix.unwrap().contains("never overwritten"));
     }
