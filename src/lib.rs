@@ -13,6 +13,7 @@ pub mod gcs;
 pub mod io;
 pub mod retry;
 pub mod secret;
+pub mod sidecar;
 pub mod sigv4;
 
 #[cfg(test)]

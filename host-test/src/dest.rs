@@ -97,3 +97,56 @@ impl DestFile {
         })
     }
 }
+
+/// The sidecar's environment for the destinations: `WIF_PUSH_*` variables, as the component
+/// reads them (one destination, or several listed in `WIF_PUSH_DESTINATIONS`).
+pub fn sidecar_env(destinations: &[(String, wif::Destination)]) -> Vec<(String, String)> {
+    use wif_push::sidecar::{DESTINATIONS_VARIABLE, variable};
+    let several = destinations.len() > 1;
+    let mut vars = Vec::new();
+    if several {
+        let ids: Vec<&str> = destinations.iter().map(|(id, _)| id.as_str()).collect();
+        vars.push((DESTINATIONS_VARIABLE.to_owned(), ids.join(",")));
+    }
+    for (id, d) in destinations {
+        let id = several.then_some(id.as_str());
+        let mut set = |setting: &str, value: Option<String>| {
+            if let Some(value) = value {
+                vars.push((variable(id, setting), value));
+            }
+        };
+        set("credential_config", d.credential_config.clone());
+        set("project_number", d.project_number.clone());
+        set("pool_id", d.pool_id.clone());
+        set("provider_id", d.provider_id.clone());
+        set("service_account", d.service_account.clone());
+        set("bucket", d.bucket.clone());
+        set("prefix", d.prefix.clone());
+        set(
+            "token_lifetime_seconds",
+            d.token_lifetime_seconds.map(|n| n.to_string()),
+        );
+        set("aws_region", d.aws_region.clone());
+        set(
+            "imds_v1_fallback",
+            d.imds_v1_fallback.then(|| "true".to_owned()),
+        );
+        set(
+            "sign_target_resource",
+            d.sign_target_resource.map(|b| b.to_string()),
+        );
+        set(
+            "single_request_limit",
+            d.single_request_limit.map(|n| n.to_string()),
+        );
+        set("chunk_size", d.chunk_size.map(|n| n.to_string()));
+        set(
+            "initial_retry_delay_ms",
+            d.initial_retry_delay_ms.map(|n| n.to_string()),
+        );
+        set("storage_url", d.storage_url.clone());
+        set("token_url", d.token_url.clone());
+        set("iam_credentials_url", d.iam_credentials_url.clone());
+    }
+    vars
+}

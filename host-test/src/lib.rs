@@ -6,4 +6,5 @@ pub mod dest;
 pub mod emulator;
 pub mod outbound;
 pub mod runtime;
+pub mod serve;
 pub mod sign;

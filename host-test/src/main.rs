@@ -8,6 +8,7 @@ use host_test::dest::DestFile;
 use host_test::emulator::{AwsIdentity, Emulator, EmulatorConfig, Misconfig};
 use host_test::outbound::{Outbound, Policy, Route};
 use host_test::runtime::{GuestEnv, Runtime, Session, StepError, delivery, receipt_json};
+use host_test::serve::{ServeOptions, Server, terminated};
 use host_test::sign::{SignInput, SignOutput, parse_time};
 use serde_json::json;
 
@@ -75,6 +76,23 @@ enum Command {
         #[command(flatten)]
         net: NetArgs,
     },
+    /// Serve the sidecar on a loopback port: an application PUTs a file to
+    /// /v1/objects/NAME and gets its receipt (see README: Sidecar).
+    Serve {
+        /// The destination; for several, ID=DEST.toml each (repeatable).
+        #[arg(long = "config", value_name = "[ID=]DEST.toml", required = true)]
+        config: Vec<String>,
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8787")]
+        listen: std::net::SocketAddr,
+        /// Requests handled at once, each on its own instance of the component; more wait.
+        #[arg(long, value_name = "N", default_value_t = 8)]
+        max_concurrent: usize,
+        /// Seconds the requests in flight may take to finish after SIGTERM or Ctrl-C.
+        #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+        grace: u64,
+        #[command(flatten)]
+        net: NetArgs,
+    },
     /// Serve the embedded emulator of Google STS, IAM Credentials and Cloud Storage until
     /// interrupted. It accepts the AWS credentials in this process's environment (or AWS's
     /// documentation example keys).
@@ -119,6 +137,7 @@ impl Command {
             Command::Token { .. } => "token",
             Command::Deliver { .. } => "deliver",
             Command::Verify { .. } => "verify",
+            Command::Serve { .. } => "serve",
             Command::Emulate { .. } => "emulate",
         }
     }
@@ -213,6 +232,43 @@ async fn run(cli: &Cli) -> Result<()> {
             Ok(())
         }
         Command::Emulate { listen, misconfig } => emulate(*listen, misconfig).await,
+        Command::Serve {
+            config,
+            listen,
+            max_concurrent,
+            grace,
+            net,
+        } => {
+            anyhow::ensure!(
+                listen.ip().is_loopback(),
+                "--listen {listen}: the sidecar takes files from anyone who can reach it and \
+                 has no authentication of its own; listen on a loopback address (127.0.0.1 or \
+                 [::1]) and let only the application beside it connect"
+            );
+            let mut destinations = Vec::new();
+            for spec in config {
+                let (id, path) = match spec.split_once('=') {
+                    Some((id, path)) if !id.contains('/') => (id.to_owned(), path),
+                    _ => ("default".to_owned(), spec.as_str()),
+                };
+                let dest = DestFile::load(std::path::Path::new(path))?.to_wit()?;
+                destinations.push((id, dest));
+            }
+            let mut env = GuestEnv::aws(|name| std::env::var(name).ok());
+            env.vars.extend(host_test::dest::sidecar_env(&destinations));
+            let runtime = Runtime::load(cli.component.as_deref())?;
+            let options = ServeOptions {
+                listen: *listen,
+                max_concurrent: *max_concurrent,
+                grace: std::time::Duration::from_secs(*grace),
+            };
+            let server = Server::start(runtime, env, net.outbound()?, options).await?;
+            println!("wif-push sidecar on http://{}", server.addr());
+            terminated().await?;
+            eprintln!("host-test serve: stopping; requests in flight may finish");
+            server.shutdown().await;
+            Ok(())
+        }
         Command::SubjectToken { dest, at, net } => {
             let destination = DestFile::load(&dest.config)?.to_wit()?;
             let at = at.as_deref().map(parse_time).transpose()?;

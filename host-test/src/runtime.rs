@@ -10,21 +10,34 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::error::Context as _;
 use wasmtime::{Cache, CacheConfig, Config, Engine, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::outbound::Outbound;
 
+/// Where the sidecar's answer to one request goes.
+pub type ResponseSender = tokio::sync::oneshot::Sender<
+    Result<
+        hyper::Response<wasmtime_wasi_http::p2::body::HyperOutgoingBody>,
+        wasmtime_wasi_http::p2::bindings::http::types::ErrorCode,
+    >,
+>;
+
+// The widest world the component is built for: the library, the sidecar's incoming handler,
+// and the `wasi:config` import of the Spin build (offered here too, so that build runs).
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "library",
+    world: "sidecar-config",
     exports: { default: async },
     with: {
         "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
         "wasi:io": wasmtime_wasi::p2::bindings::io,
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
     },
 });
 
 pub use exports::wif::push::{delivery, sigv4, wif};
+use wasi::config::store as config_store;
 
 /// The component built by this package's build script.
 pub const BUILT_COMPONENT: &str = env!("WIF_PUSH_COMPONENT");
@@ -36,6 +49,21 @@ pub struct HostState {
     table: ResourceTable,
     outbound: Outbound,
     memory: MemoryWatch,
+    config: Vec<(String, String)>,
+}
+
+impl config_store::Host for HostState {
+    fn get(&mut self, key: String) -> Result<Option<String>, config_store::Error> {
+        Ok(self
+            .config
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone()))
+    }
+
+    fn get_all(&mut self) -> Result<Vec<(String, String)>, config_store::Error> {
+        Ok(self.config.clone())
+    }
 }
 
 /// Watches the guest's linear memory: records its peak, and refuses growth past a limit.
@@ -90,7 +118,7 @@ impl WasiHttpView for HostState {
 
 pub struct Runtime {
     engine: Engine,
-    pre: LibraryPre<HostState>,
+    pre: SidecarConfigPre<HostState>,
 }
 
 impl Runtime {
@@ -109,13 +137,18 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        config_store::add_to_linker::<_, wasmtime::component::HasSelf<HostState>>(
+            &mut linker,
+            |state| state,
+        )?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow!("{e:#}"))
             .context("link the component: it imports something this host does not offer")?;
         Ok(Runtime {
             engine,
-            pre: LibraryPre::new(pre)?,
+            pre: SidecarConfigPre::new(pre)
+                .context("the component does not export the wif:push sidecar world")?,
         })
     }
 
@@ -137,22 +170,38 @@ impl Runtime {
                 table: ResourceTable::new(),
                 outbound,
                 memory: MemoryWatch::default(),
+                config: env.config.clone(),
             },
         );
         store.limiter(|state| &mut state.memory);
         Ok(store)
     }
 
-    pub async fn instantiate(&self, store: &mut Store<HostState>) -> Result<Library> {
+    pub async fn instantiate(&self, store: &mut Store<HostState>) -> Result<SidecarConfig> {
         Ok(self.pre.instantiate_async(store).await?)
     }
 }
 
-/// What the component sees of the host: environment variables and read-only directories.
-#[derive(Clone, Debug, Default)]
+/// What the component sees of the host: environment variables, `wasi:config` variables and
+/// read-only directories.
+#[derive(Clone, Default)]
 pub struct GuestEnv {
     pub vars: Vec<(String, String)>,
+    pub config: Vec<(String, String)>,
     pub read_only_dirs: Vec<PathBuf>,
+}
+
+// The variables carry AWS secrets: show their names only.
+impl fmt::Debug for GuestEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names =
+            |list: &[(String, String)]| list.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        f.debug_struct("GuestEnv")
+            .field("vars", &names(&self.vars))
+            .field("config", &names(&self.config))
+            .field("read_only_dirs", &self.read_only_dirs)
+            .finish()
+    }
 }
 
 /// The variables through which AWS credentials and region reach the component.
@@ -203,7 +252,7 @@ impl std::error::Error for StepError {}
 /// cache serves every request after the first.
 pub struct Session {
     store: Store<HostState>,
-    library: Library,
+    library: SidecarConfig,
 }
 
 impl Session {
@@ -269,6 +318,45 @@ impl Session {
             .call_verify(&mut self.store, destination)
             .await?
             .map_err(StepError)?)
+    }
+
+    /// Runs the sidecar's `wasi:http/incoming-handler` for `request`; the answer goes to
+    /// `response` as soon as the component sets it.
+    pub async fn handle<B>(
+        &mut self,
+        request: hyper::Request<B>,
+        response: ResponseSender,
+    ) -> Result<()>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let mut http = self.store.data_mut().http();
+        let request = http.new_incoming_request(Scheme::Http, request)?;
+        let out = http.new_response_outparam(response)?;
+        self.library
+            .wasi_http_incoming_handler()
+            .call_handle(&mut self.store, request, out)
+            .await?;
+        Ok(())
+    }
+
+    /// The access tokens this instance holds (credentials: keep them in memory only).
+    pub async fn cached_tokens(&mut self) -> Result<Vec<wif::CachedToken>> {
+        Ok(self
+            .library
+            .wif_push_wif()
+            .call_cached_tokens(&mut self.store)
+            .await?)
+    }
+
+    /// Hands this instance tokens another one obtained.
+    pub async fn adopt_tokens(&mut self, tokens: &[wif::CachedToken]) -> Result<()> {
+        Ok(self
+            .library
+            .wif_push_wif()
+            .call_adopt_tokens(&mut self.store, tokens)
+            .await?)
     }
 
     /// The largest the guest's linear memory has been.

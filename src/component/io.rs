@@ -38,7 +38,7 @@ impl Io for WasiIo {
     }
 
     fn env(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
+        setting(name)
     }
 
     fn read_file(&self, path: &str) -> std::io::Result<String> {
@@ -54,12 +54,29 @@ impl Io for WasiIo {
     }
 }
 
+/// A setting or AWS variable: from `wasi:cli/environment`, else (where the host offers it)
+/// from `wasi:config/store` under the lowercase name without `WIF_PUSH_` (`bucket`,
+/// `aws_access_key_id`), the form Spin's variables take.
+pub fn setting(name: &str) -> Option<String> {
+    if let Ok(value) = std::env::var(name) {
+        return Some(value);
+    }
+    #[cfg(feature = "wasi-config")]
+    {
+        let key = name.to_ascii_lowercase();
+        let key = key.strip_prefix("wif_push_").unwrap_or(&key);
+        if let Ok(Some(value)) = super::wasi::config::store::get(key) {
+            return Some(value);
+        }
+    }
+    None
+}
+
 /// The body to deliver, as a `wasi:io` input stream from the host.
-pub struct StreamSource(pub super::wasi::io::streams::InputStream);
+pub struct StreamSource(pub InputStream);
 
 impl Source for StreamSource {
     fn fill(&mut self, buf: &mut [u8]) -> Result<usize, String> {
-        use super::wasi::io::streams::StreamError as GuestStreamError;
         let mut filled = 0;
         while filled < buf.len() {
             match self.0.blocking_read((buf.len() - filled) as u64) {
@@ -67,8 +84,8 @@ impl Source for StreamSource {
                     buf[filled..filled + bytes.len()].copy_from_slice(&bytes);
                     filled += bytes.len();
                 }
-                Err(GuestStreamError::Closed) => break,
-                Err(GuestStreamError::LastOperationFailed(e)) => {
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(e)) => {
                     return Err(format!("reading failed: {}", e.to_debug_string()));
                 }
             }

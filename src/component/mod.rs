@@ -2,6 +2,7 @@
 //! here; anything worth testing belongs in the core modules.
 
 mod io;
+mod sidecar;
 
 use std::sync::{LazyLock, Mutex};
 
@@ -16,16 +17,42 @@ use crate::io::Io as _;
 use crate::secret::Secret;
 use crate::sigv4;
 
+// One component serves both the library and the sidecar worlds; the `wasi-config` feature adds
+// the `wasi:config` import for hosts that offer it (Spin). WASI types are the `wasip2` crate's,
+// so a stream or request from an export is the same type the I/O code uses.
+#[cfg(not(feature = "wasi-config"))]
 wit_bindgen::generate!({
-    world: "library",
+    world: "sidecar",
     path: "wit",
-    generate_all,
+    with: {
+        "wasi:clocks/wall-clock@0.2.12": wasip2::clocks::wall_clock,
+        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+        "wasi:io/error@0.2.12": wasip2::io::error,
+        "wasi:io/poll@0.2.12": wasip2::io::poll,
+        "wasi:io/streams@0.2.12": wasip2::io::streams,
+        "wasi:http/types@0.2.12": wasip2::http::types,
+    },
+});
+
+#[cfg(feature = "wasi-config")]
+wit_bindgen::generate!({
+    world: "sidecar-config",
+    path: "wit",
+    with: {
+        "wasi:config/store@0.2.0-draft-2024-09-27": generate,
+        "wasi:clocks/wall-clock@0.2.12": wasip2::clocks::wall_clock,
+        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+        "wasi:io/error@0.2.12": wasip2::io::error,
+        "wasi:io/poll@0.2.12": wasip2::io::poll,
+        "wasi:io/streams@0.2.12": wasip2::io::streams,
+        "wasi:http/types@0.2.12": wasip2::http::types,
+    },
 });
 
 use exports::wif::push::delivery;
 use exports::wif::push::sigv4 as wit;
 use exports::wif::push::wif;
-use wasi::clocks::wall_clock::Datetime;
+use wasip2::clocks::wall_clock::Datetime;
 
 struct Component;
 
@@ -65,55 +92,96 @@ impl wif::Guest for Component {
             from_cache: token.from_cache,
         })
     }
+
+    fn cached_tokens() -> Vec<wif::CachedToken> {
+        let tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+        tokens
+            .cached()
+            .map(|(key, token)| wif::CachedToken {
+                key: key.to_owned(),
+                token: token.token.expose().to_owned(),
+                expires_at: Datetime {
+                    seconds: u64::try_from(token.expires_at.unix_timestamp()).unwrap_or(0),
+                    nanoseconds: 0,
+                },
+            })
+            .collect()
+    }
+
+    fn adopt_tokens(list: Vec<wif::CachedToken>) {
+        let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+        for entry in list {
+            if let Ok(expires_at) = datetime_to_time(entry.expires_at) {
+                tokens.adopt(entry.key, Secret::new(entry.token), expires_at);
+            }
+        }
+    }
 }
 
 impl delivery::Guest for Component {
     fn deliver(
         destination: wif::Destination,
         object: delivery::Object,
-        body: wasi::io::streams::InputStream,
+        body: wasip2::io::streams::InputStream,
     ) -> Result<delivery::Receipt, wif::Error> {
         let destination = destination_from(destination)?;
-        let spec = ObjectSpec {
+        let object = delivery::Object {
             name: format!("{}{}", destination.prefix, object.name),
-            size: object.size,
-            content_type: object
-                .content_type
-                .unwrap_or_else(|| "application/octet-stream".to_owned()),
-            metadata: object.metadata.into_iter().collect(),
+            ..object
         };
-        let mut source = io::StreamSource(body);
-        let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
-        let options = UploadOptions::from(&destination);
-        deliver::deliver(
-            &mut io::WasiIo,
-            &mut tokens,
-            &destination,
-            &spec,
-            &mut source,
-            &options,
-        )
-        .map(receipt_to_wit)
-        .map_err(|e| to_wit(&e))
+        deliver_stream(&destination, object, body)
+            .map(receipt_to_wit)
+            .map_err(|e| to_wit(&e))
     }
 
     fn verify(destination: wif::Destination) -> Result<delivery::Receipt, wif::Error> {
         let destination = destination_from(destination)?;
-        let mut wasi = io::WasiIo;
-        let (spec, body) = deliver::handshake(&destination, wasi.now(), wasi.random_u64());
-        let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
-        let options = UploadOptions::from(&destination);
-        deliver::deliver(
-            &mut wasi,
-            &mut tokens,
-            &destination,
-            &spec,
-            &mut &body[..],
-            &options,
-        )
-        .map(receipt_to_wit)
-        .map_err(|e| to_wit(&e))
+        verify_handshake(&destination)
+            .map(receipt_to_wit)
+            .map_err(|e| to_wit(&e))
     }
+}
+
+/// Streams `body` into the bucket as `object` (whose name already carries the prefix).
+fn deliver_stream(
+    destination: &Destination,
+    object: delivery::Object,
+    body: wasip2::io::streams::InputStream,
+) -> Result<Receipt, Error> {
+    let spec = ObjectSpec {
+        name: object.name,
+        size: object.size,
+        content_type: object
+            .content_type
+            .unwrap_or_else(|| "application/octet-stream".to_owned()),
+        metadata: object.metadata.into_iter().collect(),
+    };
+    let mut source = io::StreamSource(body);
+    let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+    let options = UploadOptions::from(destination);
+    deliver::deliver(
+        &mut io::WasiIo,
+        &mut tokens,
+        destination,
+        &spec,
+        &mut source,
+        &options,
+    )
+}
+
+fn verify_handshake(destination: &Destination) -> Result<Receipt, Error> {
+    let mut wasi = io::WasiIo;
+    let (spec, body) = deliver::handshake(destination, wasi.now(), wasi.random_u64());
+    let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+    let options = UploadOptions::from(destination);
+    deliver::deliver(
+        &mut wasi,
+        &mut tokens,
+        destination,
+        &spec,
+        &mut &body[..],
+        &options,
+    )
 }
 
 fn receipt_to_wit(r: Receipt) -> delivery::Receipt {

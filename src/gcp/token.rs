@@ -95,6 +95,28 @@ impl TokenSource {
         Ok(token)
     }
 
+    /// The cached tokens by cache key, for a host that shares them across a pool of instances.
+    pub fn cached(&self) -> impl Iterator<Item = (&str, &AccessToken)> {
+        self.tokens.iter().map(|(key, token)| (key.as_str(), token))
+    }
+
+    /// Takes a token another instance obtained, unless the one cached here lives as long.
+    pub fn adopt(&mut self, key: String, token: Secret, expires_at: OffsetDateTime) {
+        if self
+            .tokens
+            .get(&key)
+            .is_some_and(|own| own.expires_at >= expires_at)
+        {
+            return;
+        }
+        let token = AccessToken {
+            token,
+            expires_at,
+            from_cache: false,
+        };
+        self.tokens.insert(key, token);
+    }
+
     /// Forgets the cached token, e.g. after Cloud Storage answered 401 with it.
     pub fn invalidate(&mut self, destination: &Destination) {
         self.tokens.remove(&cache_key(destination));
@@ -244,6 +266,29 @@ mod tests {
         }
         assert_eq!(io.count("POST https://sts.googleapis.com"), 1);
         assert_eq!(io.count("POST https://iamcredentials.googleapis.com"), 1);
+    }
+
+    #[test]
+    fn an_adopted_token_spares_the_exchange_until_it_nears_expiry() {
+        let mut io = FakeIo::new();
+        google(&mut io);
+        let mut first = TokenSource::default();
+        first.access_token(&mut io, &destination()).unwrap();
+        let mut second = TokenSource::default();
+        for (key, token) in first.cached() {
+            second.adopt(key.to_owned(), token.token.clone(), token.expires_at);
+        }
+        let adopted = second.access_token(&mut io, &destination()).unwrap();
+        assert!(adopted.from_cache);
+        assert_eq!(adopted.token.expose(), "canary-access");
+        assert_eq!(io.count("POST https://sts.googleapis.com"), 1);
+
+        // An older token never replaces a fresher one.
+        let key = first.cached().next().unwrap().0.to_owned();
+        let stale = io.now + Duration::from_secs(60);
+        second.adopt(key, Secret::new("canary-stale"), stale);
+        let kept = second.access_token(&mut io, &destination()).unwrap();
+        assert_eq!(kept.token.expose(), "canary-access");
     }
 
     #[test]

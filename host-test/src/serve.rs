@@ -1,0 +1,344 @@
+//! `host-test serve`: the component's sidecar world (`wasi:http/incoming-handler`) on a
+//! loopback port, under host-test's outbound policy.
+//!
+//! Requests run on a pool of instances that are reused, so a token obtained for one request
+//! serves the next. Instances also share their tokens through the host: until the pool holds a
+//! token, requests run one at a time, and every instance adopts the tokens another obtained —
+//! the pool exchanges once, not once per instance. At most `max_concurrent` requests run at
+//! once (the others wait their turn). On shutdown the listener closes and requests in flight
+//! finish (or, after the grace period, are dropped before their upload is finalized, so no
+//! object is left half-written).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, Semaphore, watch};
+
+use crate::outbound::Outbound;
+use crate::runtime::{GuestEnv, Runtime, Session, wif};
+
+/// Largest request head accepted; larger ones get 431 from the HTTP server.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// A client has this long to send its request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    /// Requests handled at once (and instances kept): the rest wait.
+    pub max_concurrent: usize,
+    /// How long requests in flight may run on after shutdown is asked for.
+    pub grace: Duration,
+}
+
+type Body = wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+/// A running sidecar. Dropping it stops the listener at once; [`Server::shutdown`] lets the
+/// requests in flight finish first.
+pub struct Server {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    pool: Arc<Pool>,
+}
+
+impl Server {
+    pub async fn start(
+        runtime: Runtime,
+        env: GuestEnv,
+        outbound: Outbound,
+        options: ServeOptions,
+    ) -> Result<Server> {
+        anyhow::ensure!(
+            options.max_concurrent > 0,
+            "--max-concurrent must be at least 1"
+        );
+        let listener = TcpListener::bind(options.listen)
+            .await
+            .with_context(|| format!("listen on {}", options.listen))?;
+        let addr = listener.local_addr()?;
+        let pool = Arc::new(Pool {
+            runtime,
+            env,
+            outbound,
+            idle: std::sync::Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(options.max_concurrent)),
+            tokens: std::sync::Mutex::new(SharedTokens::default()),
+            warm_up: Arc::new(Mutex::new(())),
+            instances: AtomicU64::new(0),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(accept(listener, pool.clone(), stopped, options.grace));
+        Ok(Server {
+            addr,
+            stop,
+            task: Some(task),
+            pool,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Instances created so far.
+    pub fn instances(&self) -> u64 {
+        self.pool.instances.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting, lets requests in flight finish (within the grace period), returns.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+async fn accept(
+    listener: TcpListener,
+    pool: Arc<Pool>,
+    mut stopped: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    eprintln!("host-test serve: accepting a connection failed: {e}");
+                    continue;
+                }
+            },
+            _ = stopped.changed() => break,
+        };
+        let pool = pool.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let pool = pool.clone();
+            async move { Ok::<_, std::convert::Infallible>(pool.handle(request).await) }
+        });
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // A client that goes away mid-request is its own business; its upload is not
+            // finalized.
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "host-test serve: requests still running after {} s were stopped before their \
+             uploads were finalized",
+            grace.as_secs()
+        );
+    }
+}
+
+struct Pool {
+    runtime: Runtime,
+    env: GuestEnv,
+    outbound: Outbound,
+    idle: std::sync::Mutex<Vec<Instance>>,
+    permits: Arc<Semaphore>,
+    tokens: std::sync::Mutex<SharedTokens>,
+    /// Held by the requests that run while the pool has no token yet.
+    warm_up: Arc<Mutex<()>>,
+    instances: AtomicU64,
+}
+
+struct Instance {
+    session: Session,
+    /// The [`SharedTokens::version`] this instance last adopted.
+    adopted: u64,
+}
+
+/// The freshest token per cache key among the pool's instances. Credentials: never printed.
+#[derive(Default)]
+struct SharedTokens {
+    list: Vec<wif::CachedToken>,
+    version: u64,
+}
+
+impl std::fmt::Debug for SharedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedTokens({} tokens)", self.list.len())
+    }
+}
+
+impl SharedTokens {
+    /// Keeps the longer-lived token per key; true when something changed.
+    fn merge(&mut self, tokens: Vec<wif::CachedToken>) -> bool {
+        let mut changed = false;
+        for token in tokens {
+            match self.list.iter_mut().find(|t| t.key == token.key) {
+                Some(have) if have.expires_at.seconds >= token.expires_at.seconds => {}
+                Some(have) => {
+                    *have = token;
+                    changed = true;
+                }
+                None => {
+                    self.list.push(token);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.version += 1;
+        }
+        changed
+    }
+}
+
+impl Pool {
+    async fn handle(self: &Arc<Self>, request: hyper::Request<Incoming>) -> hyper::Response<Body> {
+        match self.run(request).await {
+            Ok(response) => response,
+            Err(e) => {
+                eprintln!("host-test serve: {e:#}");
+                failure(&format!("{e:#}"))
+            }
+        }
+    }
+
+    async fn run(
+        self: &Arc<Self>,
+        request: hyper::Request<Incoming>,
+    ) -> Result<hyper::Response<Body>> {
+        let permit = self.permits.clone().acquire_owned().await?;
+        let warm_up = if self.tokens.lock().unwrap().list.is_empty() {
+            Some(self.warm_up.clone().lock_owned().await)
+        } else {
+            None
+        };
+        let idle = self.idle.lock().unwrap().pop();
+        let mut instance = match idle {
+            Some(instance) => instance,
+            None => {
+                self.instances.fetch_add(1, Ordering::Relaxed);
+                Instance {
+                    session: Session::new(&self.runtime, &self.env, self.outbound.clone()).await?,
+                    adopted: 0,
+                }
+            }
+        };
+        let shared = {
+            let tokens = self.tokens.lock().unwrap();
+            (tokens.version > instance.adopted).then(|| (tokens.list.clone(), tokens.version))
+        };
+        if let Some((list, version)) = shared {
+            instance.session.adopt_tokens(&list).await?;
+            instance.adopted = version;
+        }
+
+        // The component answers as soon as it knows; the instance goes back to the pool when
+        // it has returned, with its tokens shared.
+        let (sender, answer) = tokio::sync::oneshot::channel();
+        let pool = self.clone();
+        let task = tokio::spawn(async move {
+            let result = instance.session.handle(request, sender).await;
+            if result.is_ok() {
+                if let Ok(tokens) = instance.session.cached_tokens().await {
+                    pool.tokens.lock().unwrap().merge(tokens);
+                }
+                pool.idle.lock().unwrap().push(instance);
+            }
+            drop(warm_up);
+            drop(permit);
+            result
+        });
+        match answer.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Ok(failure(&format!("the component failed: {code:?}"))),
+            Err(_) => {
+                let error = match task.await {
+                    Ok(Ok(())) => anyhow::anyhow!("the component did not answer"),
+                    Ok(Err(e)) => e.context("the component failed"),
+                    Err(e) => anyhow::Error::from(e).context("the component failed"),
+                };
+                Err(error)
+            }
+        }
+    }
+}
+
+fn failure(message: &str) -> hyper::Response<Body> {
+    let body = serde_json::json!({"error": {"step": "host", "message": message}});
+    hyper::Response::builder()
+        .status(500)
+        .header("content-type", "application/json")
+        .body(
+            http_body_util::Full::new(Bytes::from(format!("{body}\n")))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .expect("a valid response")
+}
+
+/// Waits for SIGTERM or Ctrl-C.
+pub async fn terminated() -> Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            result = tokio::signal::ctrl_c() => result?,
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime;
+
+    fn token(key: &str, expires: u64) -> wif::CachedToken {
+        wif::CachedToken {
+            key: key.into(),
+            token: format!("canary-{key}-{expires}"),
+            expires_at: Datetime {
+                seconds: expires,
+                nanoseconds: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn shared_tokens_keep_the_freshest_per_key() {
+        let mut shared = SharedTokens::default();
+        assert!(shared.merge(vec![token("a", 100)]));
+        assert!(!shared.merge(vec![token("a", 50)]));
+        assert!(shared.merge(vec![token("a", 200), token("b", 10)]));
+        assert_eq!(shared.version, 2);
+        assert_eq!(shared.list.len(), 2);
+        assert_eq!(shared.list[0].expires_at.seconds, 200);
+        assert!(!format!("{shared:?}").contains("canary"));
+    }
+}
