@@ -392,19 +392,34 @@ fn required(value: &Option<String>, field: &str, fix: &str) -> Result<String, Co
     }
 }
 
+/// An https URL; plain http only to a loopback address, where an emulator runs beside the
+/// sender (as `STORAGE_EMULATOR_HOST` allows in Google's clients).
 fn https_url(field: &str, url: &str) -> Result<String, ConfigError> {
-    let ok = url
-        .parse::<http::Uri>()
-        .ok()
-        .filter(|u| u.scheme_str() == Some("https") && u.host().is_some_and(|h| !h.is_empty()));
+    let ok = url.parse::<http::Uri>().ok().filter(|u| {
+        let host = u.host().unwrap_or("");
+        match u.scheme_str() {
+            Some("https") => !host.is_empty(),
+            Some("http") => is_loopback(host),
+            _ => false,
+        }
+    });
     match ok {
         Some(_) => Ok(url.to_owned()),
         None => Err(error(
             field,
             format!("is {url:?}"),
-            "expected an https:// URL (use host-test's --connect-to to reach an emulator)",
+            "expected an https:// URL (http:// only to a loopback emulator, e.g. \
+             http://127.0.0.1:8080; host-test can also route a host there with --connect-to)",
         )),
     }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `//iam.googleapis.com/projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER`
@@ -723,12 +738,31 @@ mod tests {
                 |i| i.storage_url = Some("http://storage.example".into()),
                 "storage_url",
             ),
+            (
+                |i| i.token_url = Some("http://10.0.0.1/v1/token".into()),
+                "token_url",
+            ),
         ];
         for (change, field) in cases {
             let mut input = facts();
             change(&mut input);
             let e = Destination::from_input(&input).unwrap_err();
             assert_eq!(e.field, field, "{e}");
+        }
+    }
+
+    #[test]
+    fn plain_http_endpoints_only_on_loopback() {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://localhost:9000",
+            "http://[::1]:80",
+        ] {
+            let mut input = facts();
+            input.storage_url = Some(url.into());
+            input.token_url = Some(format!("{url}/v1/token"));
+            let d = Destination::from_input(&input).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(d.storage_url, url);
         }
     }
 }

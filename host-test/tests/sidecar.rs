@@ -1,0 +1,452 @@
+//! The sidecar world served by `host-test serve` (in process and as the CLI) against the
+//! embedded emulator, driven by a real HTTP client (hyper) and, for malformed requests, by raw
+//! bytes on a socket.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use host_test::demo::Demo;
+use host_test::dest::sidecar_env;
+use host_test::emulator::{EmulatorConfig, Endpoint};
+use host_test::outbound::{Outbound, Policy};
+use host_test::runtime::{GuestEnv, Runtime};
+use host_test::serve::{ServeOptions, Server};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+const MIB: usize = 1024 * 1024;
+
+async fn serve(demo: &Demo, max_concurrent: usize) -> Server {
+    let mut env = demo.env.clone();
+    env.vars
+        .extend(sidecar_env(&[("default".into(), demo.destination.clone())]));
+    start(Runtime::load(None).unwrap(), env, demo, max_concurrent).await
+}
+
+async fn start(runtime: Runtime, env: GuestEnv, demo: &Demo, max_concurrent: usize) -> Server {
+    let outbound = Outbound::new(Policy::new(&[], demo.routes.clone())).unwrap();
+    let options = ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        max_concurrent,
+        grace: Duration::from_secs(60),
+    };
+    Server::start(runtime, env, outbound, options)
+        .await
+        .unwrap()
+}
+
+/// Sends one request with hyper's client; returns the status and the JSON answer.
+async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> (u16, Value) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = client
+        .request(request.body(Full::new(body)).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {bytes:?}"));
+    (status, json)
+}
+
+/// Writes `request` on a fresh connection and returns what came back.
+async fn raw(addr: SocketAddr, request: &[u8]) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn bytes_of(size: usize, seed: u64) -> Bytes {
+    let mut x = seed | 1;
+    let mut data = Vec::with_capacity(size + 8);
+    while data.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    data.truncate(size);
+    Bytes::from(data)
+}
+
+fn crc32c_b64(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(crc32c::crc32c(data).to_be_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_puts_small_and_large_each_get_their_receipt_and_one_token_exchange() {
+    let demo = Demo::start(EmulatorConfig::demo()).await.unwrap();
+    let server = serve(&demo, 4).await;
+    let addr = server.addr();
+
+    let mut sizes: Vec<usize> = (0..24).map(|i| (i * 37_117) % (600 * 1024)).collect();
+    sizes.extend([100 * MIB, 100 * MIB + 1]);
+    let mut tasks = Vec::new();
+    for (i, size) in sizes.iter().copied().enumerate() {
+        let body = bytes_of(size, i as u64 + 1);
+        tasks.push(tokio::spawn(async move {
+            let name = format!("batch/file-{i}.bin");
+            let expected = crc32c_b64(&body);
+            let path = format!("/v1/objects/{name}");
+            let headers = [("content-type", "text/csv"), ("x-goog-meta-batch", "17")];
+            let (status, receipt) = send(addr, "PUT", &path, &headers, body).await;
+            (name, size, expected, status, receipt)
+        }));
+    }
+    for task in tasks {
+        let (name, size, crc32c, status, receipt) = task.await.unwrap();
+        assert_eq!(status, 201, "{name}: {receipt}");
+        assert_eq!(receipt["status"], "delivered", "{receipt}");
+        assert_eq!(receipt["name"], format!("demo/{name}"));
+        assert_eq!(receipt["size"], size as u64);
+        assert_eq!(receipt["crc32c"], crc32c, "{name}");
+        let stored = demo.emulator.object(&format!("demo/{name}")).unwrap();
+        assert_eq!(stored.size, size as u64);
+        assert_eq!(stored.crc32c, crc32c);
+        assert_eq!(stored.content_type, "text/csv");
+        assert_eq!(stored.metadata.get("batch").map(String::as_str), Some("17"));
+    }
+    assert_eq!(demo.emulator.count(Endpoint::Sts), 1, "one token exchange");
+    assert_eq!(demo.emulator.count(Endpoint::Iam), 1, "one impersonation");
+    assert!(
+        (2..=4).contains(&server.instances()),
+        "{} instances",
+        server.instances()
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_verify_conflict_and_chunked_bodies() {
+    let demo = Demo::start(EmulatorConfig::demo()).await.unwrap();
+    let server = serve(&demo, 2).await;
+    let addr = server.addr();
+
+    let (status, health) = send(addr, "GET", "/healthz", &[], Bytes::new()).await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["destinations"][0]["bucket"], "partner-inbox");
+    let text = health.to_string();
+    let secret = &demo.emulator.config().identities[0].secret_access_key;
+    assert!(!text.contains(secret.as_str()));
+
+    let (status, receipt) = send(addr, "POST", "/v1/verify", &[], Bytes::new()).await;
+    assert_eq!(status, 201, "{receipt}");
+    assert!(
+        receipt["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("demo/.wif-push/handshake-")
+    );
+
+    let body = Bytes::from_static(b"first");
+    let (status, _) = send(addr, "PUT", "/v1/objects/once.txt", &[], body).await;
+    assert_eq!(status, 201);
+    let body = Bytes::from_static(b"second");
+    let (status, error) = send(addr, "PUT", "/v1/objects/once.txt", &[], body).await;
+    assert_eq!(status, 412, "{error}");
+    assert_eq!(error["error"]["step"], "upload");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("never overwritten"),
+        "{error}"
+    );
+    let stored = demo.emulator.object("demo/once.txt").unwrap();
+    assert_eq!(stored.size, 5, "the first object stands");
+
+    // A body of unknown length (chunked), larger than one resumable chunk.
+    let data = bytes_of(20 * MIB + 3, 99);
+    let mut request = format!(
+        "PUT /v1/objects/stream.bin HTTP/1.1\r\nhost: {addr}\r\ntransfer-encoding: chunked\r\n\
+         connection: close\r\n\r\n"
+    )
+    .into_bytes();
+    for piece in data.chunks(1 << 20) {
+        request.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        request.extend_from_slice(piece);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let answer = raw(addr, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let stored = demo.emulator.object("demo/stream.bin").unwrap();
+    assert_eq!(stored.size, data.len() as u64);
+    assert_eq!(stored.crc32c, crc32c_b64(&data));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_a_clear_4xx_and_create_nothing() {
+    let demo = Demo::start(EmulatorConfig::demo()).await.unwrap();
+    let server = serve(&demo, 2).await;
+    let addr = server.addr();
+    let put = |path: &str| {
+        format!(
+            "PUT {path} HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi"
+        )
+    };
+    let cases: &[(&str, &str, &str)] = &[
+        ("/v1/objects/", "400", "missing"),
+        ("/v1/objects/../etc/passwd", "400", "\\\"..\\\""),
+        ("/v1/objects/%2e%2e/secret", "400", "\\\"..\\\""),
+        ("/v1/objects/a/%2E%2E/%2e%2e/b", "400", "\\\"..\\\""),
+        ("/v1/objects//leading", "400", "empty part"),
+        ("/v1/objects/a%00b", "400", "control"),
+        ("/v1/objects/a?ifGenerationMatch=1", "400", "query"),
+        ("/v1/files/a", "404", "PUT /v1/objects/NAME"),
+        ("/v1/destinations/other/objects/a", "404", "no destination"),
+    ];
+    for (path, status, words) in cases {
+        let answer = raw(addr, put(path).as_bytes()).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{path}: {answer}"
+        );
+        assert!(answer.contains(words), "{path}: {answer}");
+    }
+    let answer = raw(
+        addr,
+        b"GET /v1/objects/a.txt HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("allow: put"),
+        "{answer}"
+    );
+
+    // A request head beyond 64 KiB is refused by the server before the component sees it.
+    let huge = "v".repeat(1 << 20);
+    let request = format!(
+        "PUT /v1/objects/h.txt HTTP/1.1\r\nhost: x\r\nx-filler: {huge}\r\n\
+         content-length: 2\r\nconnection: close\r\n\r\nhi"
+    );
+    let answer = raw(addr, request.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.200}");
+
+    let request = format!(
+        "PUT /v1/objects/m.txt HTTP/1.1\r\nhost: x\r\nx-goog-meta-big: {}\r\n\
+         content-length: 2\r\nconnection: close\r\n\r\nhi",
+        "v".repeat(9000)
+    );
+    let answer = raw(addr, request.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:.200}");
+    assert!(answer.contains("8192"), "{answer:.400}");
+
+    assert!(
+        demo.emulator.objects().is_empty(),
+        "refused requests created objects"
+    );
+    assert_eq!(demo.emulator.count(Endpoint::Gcs), 0);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_mid_body_leaves_no_object() {
+    let demo = Demo::start(EmulatorConfig::demo()).await.unwrap();
+    let server = serve(&demo, 2).await;
+    let addr = server.addr();
+    let part = bytes_of(3 * MIB, 5);
+    for (name, framing) in [
+        ("small.bin", "content-length: 4194304"),
+        ("large.bin", "content-length: 67108864"),
+        ("chunked.bin", "transfer-encoding: chunked"),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!("PUT /v1/objects/{name} HTTP/1.1\r\nhost: x\r\n{framing}\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        if framing.starts_with("transfer") {
+            stream
+                .write_all(format!("{:x}\r\n", part.len()).as_bytes())
+                .await
+                .unwrap();
+            stream.write_all(&part).await.unwrap();
+            stream.write_all(b"\r\n").await.unwrap();
+        } else {
+            stream.write_all(&part).await.unwrap();
+        }
+        stream.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(stream);
+    }
+    // Every aborted request has come back from the component before the next one is served.
+    let (status, _) = send(addr, "PUT", "/v1/objects/after.txt", &[], "ok".into()).await;
+    assert_eq!(status, 201);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let names: Vec<String> = demo
+        .emulator
+        .objects()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(names, vec!["demo/after.txt".to_owned()]);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_an_upload_in_flight_finish() {
+    let demo = Demo::start(EmulatorConfig::demo()).await.unwrap();
+    let server = serve(&demo, 2).await;
+    let addr = server.addr();
+    let body = bytes_of(64 * MIB, 7);
+    let upload =
+        tokio::spawn(
+            async move { send(addr, "PUT", "/v1/objects/in-flight.bin", &[], body).await },
+        );
+    // Wait until the upload has reached Cloud Storage, then ask the server to stop.
+    while demo.emulator.count(Endpoint::Gcs) == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.shutdown().await;
+    let (status, receipt) = upload.await.unwrap();
+    assert_eq!(status, 201, "{receipt}");
+    assert_eq!(receipt["size"], 64 * MIB as u64);
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_destinations_each_get_their_own_path() {
+    let demo = Demo::start(EmulatorConfig::demo()).await.unwrap();
+    let mut other = demo.destination.clone();
+    other.prefix = Some("partner-b/".into());
+    let mut env = demo.env.clone();
+    env.vars.extend(sidecar_env(&[
+        ("partner-a".into(), demo.destination.clone()),
+        ("partner-b".into(), other),
+    ]));
+    let server = start(Runtime::load(None).unwrap(), env, &demo, 2).await;
+    let addr = server.addr();
+    let path = "/v1/destinations/partner-b/objects/x.txt";
+    let (status, receipt) = send(addr, "PUT", path, &[], "b".into()).await;
+    assert_eq!(status, 201, "{receipt}");
+    assert_eq!(receipt["name"], "partner-b/x.txt");
+    let path = "/v1/destinations/partner-a/objects/x.txt";
+    let (status, receipt) = send(addr, "PUT", path, &[], "a".into()).await;
+    assert_eq!(status, 201, "{receipt}");
+    assert_eq!(receipt["name"], "demo/x.txt");
+    let (status, error) = send(addr, "PUT", "/v1/objects/x.txt", &[], "?".into()).await;
+    assert_eq!(status, 400);
+    assert!(
+        error.to_string().contains("partner-a, partner-b"),
+        "{error}"
+    );
+    let (status, health) = send(addr, "GET", "/healthz", &[], Bytes::new()).await;
+    assert_eq!(status, 200);
+    assert_eq!(health["destinations"].as_array().unwrap().len(), 2);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misconfigured_sidecar_says_which_variable_to_fix() {
+    let demo = Demo::start(EmulatorConfig::demo()).await.unwrap();
+    let mut env = demo.env.clone();
+    let mut destination = demo.destination.clone();
+    destination.bucket = None;
+    env.vars
+        .extend(sidecar_env(&[("default".into(), destination)]));
+    let server = start(Runtime::load(None).unwrap(), env, &demo, 1).await;
+    let addr = server.addr();
+    let (status, health) = send(addr, "GET", "/healthz", &[], Bytes::new()).await;
+    assert_eq!(status, 503);
+    assert!(health.to_string().contains("WIF_PUSH_BUCKET"), "{health}");
+    let (status, error) = send(addr, "PUT", "/v1/objects/a", &[], "a".into()).await;
+    assert_eq!(status, 422);
+    assert_eq!(error["error"]["step"], "config");
+    server.shutdown().await;
+}
+
+#[test]
+fn the_cli_serves_until_sigterm_and_refuses_remote_addresses() {
+    let refused = common::host_test(
+        &["serve", "--config", "x.toml", "--listen", "0.0.0.0:8787"],
+        "",
+    );
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("loopback"), "{stderr}");
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let demo = runtime
+        .block_on(Demo::start(EmulatorConfig::demo()))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let c = demo.emulator.config();
+    let dest = dir.path().join("dest.toml");
+    std::fs::write(
+        &dest,
+        format!(
+            "project_number = \"{}\"\npool_id = \"{}\"\nprovider_id = \"{}\"\n\
+             service_account = \"{}\"\nbucket = \"{}\"\naws_region = \"us-east-1\"\n",
+            c.project_number, c.pool_id, c.provider_id, c.service_account, c.bucket
+        ),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_host-test"));
+    cmd.args(["serve", "--config"])
+        .arg(&dest)
+        .args(["--listen", "127.0.0.1:0"])
+        .env_clear()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for route in &demo.routes {
+        cmd.arg("--connect-to")
+            .arg(format!("{}={}", route.host, route.target));
+    }
+    for (name, value) in &demo.env.vars {
+        cmd.env(name, value);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    let (status, receipt) = runtime.block_on(send(
+        addr,
+        "PUT",
+        "/v1/objects/cli.txt",
+        &[],
+        "from the CLI".into(),
+    ));
+    assert_eq!(status, 201, "{receipt}");
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("stopping"), "{stderr}");
+    assert!(demo.emulator.object("cli.txt").is_some());
+}
