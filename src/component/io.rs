@@ -56,7 +56,7 @@ impl Io for WasiIo {
 
 /// A setting or AWS variable: from `wasi:cli/environment`, else (where the host offers it)
 /// from `wasi:config/store` under the lowercase name without `WIF_PUSH_` (`bucket`,
-/// `aws_access_key_id`), the form Spin's variables take.
+/// `aws_access_key_id`), the form Spin's variables take; an empty value counts as absent.
 pub fn setting(name: &str) -> Option<String> {
     if let Ok(value) = std::env::var(name) {
         return Some(value);
@@ -65,7 +65,10 @@ pub fn setting(name: &str) -> Option<String> {
     {
         let key = name.to_ascii_lowercase();
         let key = key.strip_prefix("wif_push_").unwrap_or(&key);
-        if let Ok(Some(value)) = super::wasi::config::store::get(key) {
+        // Spin variables cannot be unset; an empty one counts as absent.
+        if let Ok(Some(value)) = super::wasi::config::store::get(key)
+            && !value.is_empty()
+        {
             return Some(value);
         }
     }

@@ -1,0 +1,141 @@
+//! The built components against the worlds their hosts offer, checked with wasm-tools' own
+//! library (`wit_component::targets`, what `wasm-tools component targets` runs): the sidecar
+//! build needs nothing beyond `wasi:http/proxy` and `wasi:cli`; the Spin build, built with the
+//! command in `spin.toml`, adds only `wasi:config/store` — and runs, configured through it.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use host_test::demo::Demo;
+use host_test::emulator::{EmulatorConfig, Endpoint};
+use host_test::outbound::{Outbound, Policy};
+use host_test::runtime::{BUILT_COMPONENT, GuestEnv, Runtime};
+use host_test::serve::{ServeOptions, Server};
+use wit_parser::Resolve;
+
+/// Test-only worlds: what each host offers the component, and what it expects it to export.
+const HOSTS: &str = r#"
+package wif-push-test:hosts;
+
+/// `wasmtime serve -S cli`: it serves wasi:http/proxy and offers wasi:cli's imports.
+world wasmtime-serve {
+  include wasi:http/proxy@0.2.12;
+  include wasi:cli/imports@0.2.12;
+  include wif:push/library@0.1.0;
+}
+
+/// Spin 3's platform, the part a WASI 0.2 component may use besides its Spin-specific APIs.
+world spin {
+  include wasmtime-serve;
+  import wasi:config/store@0.2.0-draft-2024-09-27;
+}
+"#;
+
+fn check(wasm: &[u8], world: &str) -> anyhow::Result<()> {
+    let mut resolve = Resolve::default();
+    resolve.push_dir(common::repo_root().join("wit"))?;
+    let package = resolve.push_str("hosts.wit", HOSTS)?;
+    let world = resolve.select_world(&[package], Some(world))?;
+    wit_component::targets(&resolve, world, wasm)
+}
+
+/// The Spin build, made with the build command `spin.toml` gives (once per test run).
+fn spin_build() -> &'static PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = common::repo_root();
+        let manifest: toml::Value =
+            toml::from_str(&std::fs::read_to_string(root.join("spin.toml")).unwrap()).unwrap();
+        let component = &manifest["component"]["wif-push"];
+        let command = component["build"]["command"].as_str().unwrap();
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", command]).current_dir(&root);
+        for var in [
+            "RUSTFLAGS",
+            "CARGO_ENCODED_RUSTFLAGS",
+            "CARGO_BUILD_TARGET",
+            "CARGO_TARGET_DIR",
+        ] {
+            cmd.env_remove(var);
+        }
+        let status = cmd.status().unwrap();
+        assert!(status.success(), "spin.toml's build command failed");
+        root.join(component["source"].as_str().unwrap())
+    })
+}
+
+#[test]
+fn the_sidecar_needs_only_what_wasmtime_serve_offers() {
+    let wasm = std::fs::read(BUILT_COMPONENT).unwrap();
+    check(&wasm, "wasmtime-serve").unwrap();
+    check(&wasm, "spin").unwrap();
+}
+
+#[test]
+fn the_spin_build_needs_wasi_config_and_nothing_else() {
+    let wasm = std::fs::read(spin_build()).unwrap();
+    check(&wasm, "spin").unwrap();
+    let err = check(&wasm, "wasmtime-serve").unwrap_err();
+    assert!(format!("{err:?}").contains("wasi:config/store"), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spin_build_takes_its_settings_from_wasi_config() {
+    let path = tokio::task::spawn_blocking(spin_build).await.unwrap();
+    let demo = Demo::start(EmulatorConfig::demo()).await.unwrap();
+    let c = demo.emulator.config();
+    let identity = &c.identities[0];
+    // As Spin's variables arrive: lowercase keys, no WIF_PUSH_ prefix, empty for unset.
+    let config = [
+        ("project_number", c.project_number.as_str()),
+        ("pool_id", &c.pool_id),
+        ("provider_id", &c.provider_id),
+        ("service_account", &c.service_account),
+        ("bucket", &c.bucket),
+        ("prefix", "spin/"),
+        ("aws_region", "us-east-1"),
+        ("aws_access_key_id", &identity.access_key_id),
+        ("aws_secret_access_key", &identity.secret_access_key),
+        (
+            "aws_session_token",
+            identity.session_token.as_deref().unwrap_or(""),
+        ),
+    ];
+    let env = GuestEnv {
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..GuestEnv::default()
+    };
+    let outbound = Outbound::new(Policy::new(&[], demo.routes.clone())).unwrap();
+    let options = ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        max_concurrent: 1,
+        grace: Duration::from_secs(10),
+    };
+    let runtime = Runtime::load(Some(path.as_path())).unwrap();
+    let server = Server::start(runtime, env, outbound, options)
+        .await
+        .unwrap();
+    let addr = server.addr();
+    let request = format!(
+        "PUT /v1/objects/from-spin.txt HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\
+         connection: close\r\n\r\nhello"
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut answer)
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    assert!(demo.emulator.object("spin/from-spin.txt").is_some());
+    assert_eq!(demo.emulator.count(Endpoint::Sts), 1);
+    server.shutdown().await;
+}
