@@ -375,6 +375,25 @@ async fn a_misconfigured_sidecar_says_which_variable_to_fix() {
     assert_eq!(status, 422);
     assert_eq!(error["error"]["step"], "config");
     server.shutdown().await;
+
+    // Credentials Google refuses: a diagnosis, and no trace of the secrets.
+    let canaries = ["canary-secret-key-3f9a", "canary-session-token-77c1"];
+    let mut env = GuestEnv::default();
+    env.vars.extend([
+        ("AWS_ACCESS_KEY_ID".to_owned(), "AKIDCANARY".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY".to_owned(), canaries[0].to_owned()),
+        ("AWS_SESSION_TOKEN".to_owned(), canaries[1].to_owned()),
+    ]);
+    env.vars
+        .extend(sidecar_env(&[("default".into(), demo.destination.clone())]));
+    let server = start(Runtime::load(None).unwrap(), env, &demo, 1).await;
+    let (status, error) = send(server.addr(), "PUT", "/v1/objects/a", &[], "a".into()).await;
+    assert_eq!(status, 422, "{error}");
+    assert_eq!(error["error"]["step"], "sts-exchange", "{error}");
+    let text = error.to_string();
+    assert!(canaries.iter().all(|c| !text.contains(c)), "{text}");
+    assert!(demo.emulator.objects().is_empty());
+    server.shutdown().await;
 }
 
 #[test]
@@ -448,5 +467,8 @@ fn the_cli_serves_until_sigterm_and_refuses_remote_addresses() {
     assert!(output.status.success(), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("stopping"), "{stderr}");
+    let secret = &c.identities[0].secret_access_key;
+    assert!(!stderr.contains(secret.as_str()));
+    assert!(!String::from_utf8_lossy(&output.stdout).contains(secret.as_str()));
     assert!(demo.emulator.object("cli.txt").is_some());
 }
