@@ -1,0 +1,141 @@
+//! The same component under the real `wasmtime serve` (Wasmtime's CLI, installed by
+//! `scripts/test` into `.tools/`), configured only through `--env`, delivering to the embedded
+//! emulator through endpoint overrides — as the README shows.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use host_test::demo::Demo;
+use host_test::dest::sidecar_env;
+use host_test::emulator::{EmulatorConfig, Endpoint};
+use host_test::runtime::BUILT_COMPONENT;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+const WASMTIME_VERSION: &str = "48.0.8";
+
+fn wasmtime() -> PathBuf {
+    let path = std::env::var_os("WIF_PUSH_WASMTIME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            common::repo_root().join(format!(".tools/wasmtime-{WASMTIME_VERSION}/bin/wasmtime"))
+        });
+    assert!(
+        path.exists(),
+        "{} not found: run scripts/test, which installs wasmtime-cli {WASMTIME_VERSION} there",
+        path.display()
+    );
+    path
+}
+
+/// `wasmtime serve` on a free loopback port, killed on drop.
+struct Serve {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(demo: &Demo, extra: &[&str]) -> Serve {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let emulator = format!("http://{}", demo.emulator.addr());
+    let mut destination = demo.destination.clone();
+    destination.storage_url = Some(emulator.clone());
+    destination.token_url = Some(format!("{emulator}/v1/token"));
+    destination.iam_credentials_url = Some(emulator);
+    let mut cmd = Command::new(wasmtime());
+    cmd.args(["serve", "-S", "cli", "--addr", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .env_clear()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // AWS secrets by name only (`--env NAME` passes the variable through), as the README does.
+    for (name, value) in &demo.env.vars {
+        cmd.arg("--env").arg(name).env(name, value);
+    }
+    for (name, value) in sidecar_env(&[("default".into(), destination)]) {
+        cmd.arg("--env").arg(format!("{name}={value}"));
+    }
+    cmd.arg(BUILT_COMPONENT);
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("wasmtime serve exited before serving")
+            .unwrap();
+        if line.contains("Serving HTTP") {
+            break;
+        }
+    }
+    // Keep draining its log so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Serve {
+        child,
+        addr: format!("127.0.0.1:{port}").parse().unwrap(),
+    }
+}
+
+async fn put(addr: SocketAddr, name: &str, body: &[u8]) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PUT /v1/objects/{name} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: text/plain\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasmtime_serve_delivers_and_reuses_instances_only_when_told() {
+    let demo = Demo::start(EmulatorConfig::demo()).await.unwrap();
+
+    // Wasmtime's default for WASI 0.2: a fresh instance per request, so a token exchange each.
+    let fresh = serve(&demo, &[]);
+    for i in 0..2 {
+        let body = vec![b'x'; 300 * 1024 * (i + 1)];
+        let answer = put(fresh.addr, &format!("fresh-{i}.txt"), &body).await;
+        assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+        assert!(answer.contains(r#""status":"delivered""#), "{answer}");
+        let stored = demo
+            .emulator
+            .object(&format!("demo/fresh-{i}.txt"))
+            .unwrap();
+        assert_eq!(stored.size, body.len() as u64);
+    }
+    assert_eq!(demo.emulator.count(Endpoint::Sts), 2);
+    drop(fresh);
+
+    // Reused instances keep their token: one exchange for three requests.
+    let reused = serve(&demo, &["--max-instance-reuse-count", "1000"]);
+    for i in 0..3 {
+        let answer = put(reused.addr, &format!("reused-{i}.txt"), b"hello").await;
+        assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    }
+    assert_eq!(demo.emulator.count(Endpoint::Sts), 3);
+    assert_eq!(demo.emulator.count(Endpoint::Iam), 3);
+
+    let answer = put(reused.addr, "reused-0.txt", b"again").await;
+    assert!(answer.starts_with("HTTP/1.1 412"), "{answer}");
+}
