@@ -20,34 +20,28 @@ use crate::sigv4;
 // One component serves both the library and the sidecar worlds; the `wasi-config` feature adds
 // the `wasi:config` import for hosts that offer it (Spin). WASI types are the `wasip2` crate's,
 // so a stream or request from an export is the same type the I/O code uses.
-#[cfg(not(feature = "wasi-config"))]
-wit_bindgen::generate!({
-    world: "sidecar",
-    path: "wit",
-    with: {
-        "wasi:clocks/wall-clock@0.2.12": wasip2::clocks::wall_clock,
-        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-        "wasi:io/error@0.2.12": wasip2::io::error,
-        "wasi:io/poll@0.2.12": wasip2::io::poll,
-        "wasi:io/streams@0.2.12": wasip2::io::streams,
-        "wasi:http/types@0.2.12": wasip2::http::types,
-    },
-});
+macro_rules! bindings {
+    ($world:literal $(, $extra:tt)*) => {
+        wit_bindgen::generate!({
+            world: $world,
+            path: "wit",
+            with: {
+                "wasi:clocks/wall-clock@0.2.12": wasip2::clocks::wall_clock,
+                "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+                "wasi:io/error@0.2.12": wasip2::io::error,
+                "wasi:io/poll@0.2.12": wasip2::io::poll,
+                "wasi:io/streams@0.2.12": wasip2::io::streams,
+                "wasi:http/types@0.2.12": wasip2::http::types,
+                $($extra: generate,)*
+            },
+        });
+    };
+}
 
+#[cfg(not(feature = "wasi-config"))]
+bindings!("sidecar");
 #[cfg(feature = "wasi-config")]
-wit_bindgen::generate!({
-    world: "sidecar-config",
-    path: "wit",
-    with: {
-        "wasi:config/store@0.2.0-draft-2024-09-27": generate,
-        "wasi:clocks/wall-clock@0.2.12": wasip2::clocks::wall_clock,
-        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-        "wasi:io/error@0.2.12": wasip2::io::error,
-        "wasi:io/poll@0.2.12": wasip2::io::poll,
-        "wasi:io/streams@0.2.12": wasip2::io::streams,
-        "wasi:http/types@0.2.12": wasip2::http::types,
-    },
-});
+bindings!("sidecar-config", "wasi:config/store@0.2.0-draft-2024-09-27");
 
 use exports::wif::push::delivery;
 use exports::wif::push::sigv4 as wit;
