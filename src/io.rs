@@ -20,6 +20,21 @@ pub trait Io {
         timeout: Duration,
     ) -> Result<Response, TransportError>;
 
+    /// Sends a request whose body is read while it is sent: `fill` is asked to fill `body`
+    /// piece by piece, in order, and each piece goes out as soon as it is filled, so reading
+    /// (and hashing) overlaps sending. `body` is filled entirely even when sending fails, so the
+    /// caller can send it again. A `fill` error abandons the request.
+    fn send_filling(
+        &mut self,
+        request: &http::Request<()>,
+        body: &mut [u8],
+        fill: &mut dyn FnMut(&mut [u8]) -> Result<(), String>,
+        timeout: Duration,
+    ) -> Result<Result<Response, TransportError>, String> {
+        fill(body)?;
+        Ok(self.send_borrowed(request, body, timeout))
+    }
+
     /// Sends a request with an owned body.
     fn send(&mut self, request: Request, timeout: Duration) -> Result<Response, TransportError> {
         let (parts, body) = request.into_parts();

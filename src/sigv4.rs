@@ -290,6 +290,7 @@ pub fn sign(
     let date = &x_amz_date[..8];
     let credential_scope = format!("{date}/{}/{}/aws4_request", params.region, params.service);
     let payload_hash = match request.body {
+        SignableBody::Bytes([]) => EMPTY_PAYLOAD_SHA256.to_owned(),
         SignableBody::Bytes(bytes) => hex::encode(Sha256::digest(bytes)),
         SignableBody::Precomputed(hash) => hash.to_owned(),
         SignableBody::UnsignedPayload => UNSIGNED_PAYLOAD.to_owned(),
@@ -382,13 +383,17 @@ pub fn sign(
         "{ALGORITHM}\n{x_amz_date}\n{credential_scope}\n{}",
         hex::encode(Sha256::digest(canonical_request.as_bytes()))
     );
-    let key = signing_key(
+    let key = cached_signing_key(
         &creds.secret_access_key,
         date,
         params.region,
         params.service,
     );
-    let signature = hex::encode(hmac(&key, string_to_sign.as_bytes()));
+    let signature = hex::encode(
+        key.chain_update(string_to_sign.as_bytes())
+            .finalize()
+            .into_bytes(),
+    );
 
     let mut headers = added_headers;
     let mut query_out = presign_params;
@@ -469,6 +474,48 @@ pub fn signing_key(secret: &Secret, date: &str, region: &str, service: &str) -> 
     let k_region = hmac(&k_date, region.as_bytes());
     let k_service = hmac(&k_region, service.as_bytes());
     hmac(&k_service, b"aws4_request")
+}
+
+/// A derived key (as a keyed HMAC, its key blocks already hashed) and what it came from.
+struct CachedKey {
+    secret: Secret,
+    date: String,
+    region: String,
+    service: String,
+    mac: Hmac<Sha256>,
+}
+
+/// The last few signing keys derived. A key serves a whole day, and deriving it takes four of
+/// a signature's five HMAC-SHA256s: most of its cost where SHA-256 has no hardware help
+/// (WebAssembly), as the AWS SDKs that cache keys know.
+static SIGNING_KEYS: std::sync::Mutex<Vec<CachedKey>> = std::sync::Mutex::new(Vec::new());
+const CACHED_KEYS: usize = 8;
+
+/// An HMAC keyed with [`signing_key`], from the cache when the same inputs were seen lately.
+fn cached_signing_key(secret: &Secret, date: &str, region: &str, service: &str) -> Hmac<Sha256> {
+    let mut keys = SIGNING_KEYS.lock().unwrap_or_else(|e| e.into_inner());
+    let found = keys.iter().find(|k| {
+        k.date == date
+            && k.region == region
+            && k.service == service
+            && k.secret.expose() == secret.expose()
+    });
+    if let Some(cached) = found {
+        return cached.mac.clone();
+    }
+    let key = signing_key(secret, date, region, service);
+    let mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes keys of any length");
+    if keys.len() == CACHED_KEYS {
+        keys.remove(0);
+    }
+    keys.push(CachedKey {
+        secret: secret.clone(),
+        date: date.to_owned(),
+        region: region.to_owned(),
+        service: service.to_owned(),
+        mac: mac.clone(),
+    });
+    mac
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
@@ -797,6 +844,40 @@ mod tests {
         assert!(!format!("{out:?}").contains("canary"));
         assert!(!format!("{creds:?}").contains("canary"));
         assert!(!format!("{creds:?}").contains("wJalr"));
+    }
+
+    fn mac(keyed: Hmac<Sha256>) -> [u8; 32] {
+        keyed.chain_update(b"x").finalize().into_bytes().into()
+    }
+
+    #[test]
+    fn cached_signing_keys_depend_on_every_input() {
+        let secret = Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
+        let other = Secret::new("another-secret");
+        let inputs = [
+            (&secret, "20150830", "us-east-1", "iam"),
+            (&other, "20150830", "us-east-1", "iam"),
+            (&secret, "20150831", "us-east-1", "iam"),
+            (&secret, "20150830", "eu-west-1", "iam"),
+            (&secret, "20150830", "us-east-1", "sts"),
+        ];
+        for _ in 0..2 {
+            for (s, d, r, v) in inputs {
+                assert_eq!(
+                    mac(cached_signing_key(s, d, r, v)),
+                    hmac(&signing_key(s, d, r, v), b"x")
+                );
+            }
+        }
+        // Beyond the cache's size the oldest keys go, and are derived again when needed.
+        for day in 10..30 {
+            let date = format!("201508{day}");
+            assert_eq!(
+                mac(cached_signing_key(&secret, &date, "us-east-1", "sts")),
+                hmac(&signing_key(&secret, &date, "us-east-1", "sts"), b"x")
+            );
+        }
+        assert!(SIGNING_KEYS.lock().unwrap().len() <= CACHED_KEYS);
     }
 
     #[test]

@@ -26,7 +26,46 @@ impl Io for WasiIo {
         body: &[u8],
         timeout: Duration,
     ) -> Result<Response, TransportError> {
-        send(request, body, timeout)
+        send_with(request, body.len(), timeout, |stream| {
+            write_all(stream, body)
+        })
+    }
+
+    fn send_filling(
+        &mut self,
+        request: &http::Request<()>,
+        body: &mut [u8],
+        fill: &mut dyn FnMut(&mut [u8]) -> Result<(), String>,
+        timeout: Duration,
+    ) -> Result<Result<Response, TransportError>, String> {
+        let mut fill_error = None;
+        let len = body.len();
+        let sent = send_with(request, len, timeout, |stream| {
+            let mut broken = None;
+            for piece in body.chunks_mut(FILL_PIECE) {
+                // Reading and hashing this piece overlaps the host sending the one before.
+                if let Err(e) = fill(piece) {
+                    fill_error = Some(e);
+                    return Err(protocol(
+                        "the request was abandoned: its body could not be read",
+                    ));
+                }
+                // After a failure the rest is still read, so the caller has the whole body.
+                if broken.is_none()
+                    && let Err(e) = write(stream, piece)
+                {
+                    broken = Some(e);
+                }
+            }
+            match broken {
+                Some(e) => Err(e),
+                None => flush(stream),
+            }
+        });
+        match fill_error {
+            Some(e) => Err(e),
+            None => Ok(sent),
+        }
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -101,19 +140,26 @@ fn protocol(message: impl Into<String>) -> TransportError {
     TransportError::new(TransportErrorKind::Protocol, message)
 }
 
-fn send(
+/// How much of a body `send_filling` reads before sending it: the host's default write budget.
+const FILL_PIECE: usize = 1 << 20;
+
+/// Sends a request with a `len`-byte body that `write_body` writes (and flushes), and reads
+/// the answer. If `write_body` fails, the request is abandoned (its body never finished).
+fn send_with(
     request: &http::Request<()>,
-    body: &[u8],
+    len: usize,
     timeout: Duration,
+    write_body: impl FnOnce(&OutputStream) -> Result<(), TransportError>,
 ) -> Result<Response, TransportError> {
+    let body_len = len;
     let mut fields: Vec<(String, Vec<u8>)> = request
         .headers()
         .iter()
         .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
         .collect();
     let method = request.method();
-    if !body.is_empty() || method == http::Method::POST || method == http::Method::PUT {
-        fields.push(("content-length".into(), body.len().to_string().into_bytes()));
+    if body_len > 0 || method == http::Method::POST || method == http::Method::PUT {
+        fields.push(("content-length".into(), body_len.to_string().into_bytes()));
     }
     let headers = Fields::from_list(&fields)
         .map_err(|e| protocol(format!("a request header was refused by the host: {e:?}")))?;
@@ -156,12 +202,14 @@ fn send(
         .map_err(|()| protocol("the request body was already taken"))?;
     // Start the request first: the host buffers one chunk, so writing first could deadlock.
     let future = outgoing_handler::handle(outgoing, Some(options)).map_err(error_code)?;
-    {
+    let written = {
         let stream = outgoing_body
             .write()
             .map_err(|()| protocol("the request body stream was already taken"))?;
-        write_all(&stream, body)?;
-    }
+        write_body(&stream)
+    };
+    // On failure the body is dropped unfinished, which abandons the request.
+    written?;
     OutgoingBody::finish(outgoing_body, None).map_err(error_code)?;
 
     let incoming = loop {
@@ -187,9 +235,18 @@ fn send(
         .map_err(|e| protocol(format!("the response was malformed: {e}")))
 }
 
+/// Writes `bytes` in pieces the stream accepts, waiting when it is full, then flushes.
+fn write_all(stream: &OutputStream, bytes: &[u8]) -> Result<(), TransportError> {
+    write(stream, bytes)?;
+    flush(stream)
+}
+
+fn broken(e: StreamError) -> TransportError {
+    protocol(format!("the connection broke while sending: {e:?}"))
+}
+
 /// Writes `bytes` in pieces the stream accepts, waiting when it is full.
-fn write_all(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), TransportError> {
-    let broken = |e: StreamError| protocol(format!("the connection broke while sending: {e:?}"));
+fn write(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), TransportError> {
     while !bytes.is_empty() {
         let ready = stream.check_write().map_err(broken)?;
         if ready == 0 {
@@ -202,6 +259,10 @@ fn write_all(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), TransportErr
         stream.write(&bytes[..n]).map_err(broken)?;
         bytes = &bytes[n..];
     }
+    Ok(())
+}
+
+fn flush(stream: &OutputStream) -> Result<(), TransportError> {
     match stream.blocking_flush() {
         // The host may close the stream once it has read Content-Length bytes.
         Ok(()) | Err(StreamError::Closed) => Ok(()),

@@ -114,6 +114,8 @@ pub struct Receipt {
     pub generation: Option<String>,
     pub size: u64,
     pub crc32c: String,
+    /// Computed from the bytes read for a single-request upload; for a resumable one, the MD5
+    /// GCS computed (empty if it reports none), as its integrity rests on the CRC32C.
     #[serde(rename = "md5Hash")]
     pub md5_hash: String,
     pub upload: &'static str,
@@ -175,6 +177,11 @@ pub fn deliver(
             ),
         ));
     }
+    // Resumable uploads do not compute the MD5 (see `checksum`): the receipt has GCS's.
+    let md5_hash = checksums
+        .md5()
+        .or_else(|| object.as_ref().and_then(|o| o.md5_hash.clone()))
+        .unwrap_or_default();
     Ok(Receipt {
         status: if object.is_some() {
             Status::Delivered
@@ -186,7 +193,7 @@ pub fn deliver(
         generation: object.map(|o| o.generation),
         size: checksums.len(),
         crc32c: checksums.crc32c(),
-        md5_hash: checksums.md5(),
+        md5_hash,
         upload: kind,
         requests: tally.requests,
         retries: tally.retries,
@@ -319,7 +326,7 @@ impl Upload<'_> {
         let data = read_exactly(source, size, &self.spec.name)?;
         let mut checksums = Checksums::default();
         checksums.update(&data);
-        let (crc32c, md5) = (checksums.crc32c(), checksums.md5());
+        let (crc32c, md5) = (checksums.crc32c(), checksums.md5().unwrap_or_default());
         let mut tries = self.tries();
         let mut maybe_landed = false;
         loop {
@@ -387,23 +394,35 @@ impl Upload<'_> {
         let chunk_size =
             self.options.chunk_size.max(upload::QUANTUM) / upload::QUANTUM * upload::QUANTUM;
         let mut buf = vec![0u8; usize::try_from(chunk_size).expect("chunk size fits memory")];
-        let mut checksums = Checksums::default();
+        let mut checksums = Checksums::crc32c_only();
         let mut offset = 0u64;
         loop {
             let want = match self.spec.size {
                 Some(size) => chunk_size.min(size - offset),
                 None => chunk_size,
             };
+            // A chunk before the last of a known size is sent while it is read and hashed; the
+            // last is read first, as its request carries the whole object's CRC32C.
+            if self.spec.size.is_some_and(|size| offset + want < size) {
+                let data = &mut buf[..want as usize];
+                let first = self.stream_chunk(&session, source, data, offset, &mut checksums)?;
+                match self.send_chunk(&session, data, offset, self.spec.size, None, Some(first))? {
+                    SessionState::Incomplete(committed) => offset = committed,
+                    SessionState::Finished(_) => {
+                        return Err(Error::new(
+                            Step::Upload,
+                            format!("GCS finished {} before its last chunk", self.spec.name),
+                        ));
+                    }
+                }
+                continue;
+            }
             let n = source
                 .fill(&mut buf[..want as usize])
                 .map_err(|e| Error::new(Step::Read, format!("{}: {e}", self.spec.name)))?;
             let last = match self.spec.size {
                 Some(size) if (n as u64) < want => {
-                    return Err(Error::new(
-                        Step::Read,
-                        format!("{} ended at {} bytes but had {size} when delivery began", self.spec.name, offset + n as u64),
-                    )
-                    .with_fix("deliver files that are complete and no longer written to; nothing was created"));
+                    return Err(ended_early(&self.spec.name, offset + n as u64, size));
                 }
                 Some(size) => offset + n as u64 == size,
                 None => (n as u64) < chunk_size,
@@ -417,8 +436,8 @@ impl Upload<'_> {
             } else {
                 self.spec.size
             };
-            let hash = last.then(|| (checksums.crc32c(), checksums.md5()));
-            match self.send_chunk(&session, &buf[..n], offset, total, hash.as_ref())? {
+            let hash = last.then(|| checksums.crc32c());
+            match self.send_chunk(&session, &buf[..n], offset, total, hash.as_ref(), None)? {
                 SessionState::Finished(object) if last => return Ok((object, checksums)),
                 SessionState::Finished(_) => {
                     return Err(Error::new(
@@ -431,32 +450,85 @@ impl Upload<'_> {
         }
     }
 
+    /// Sends the non-final chunk at `offset` while filling `data` from `source` (and hashing it),
+    /// piece by piece. Returns the answer (or why there is none) once `data` is full; a source
+    /// that fails or ends early abandons the request, so nothing is created.
+    fn stream_chunk(
+        &mut self,
+        session: &str,
+        source: &mut dyn Source,
+        data: &mut [u8],
+        offset: u64,
+        checksums: &mut Checksums,
+    ) -> Result<Result<Response, TransportError>, Error> {
+        let token = self.token()?;
+        let head = upload::chunk(
+            session,
+            &token,
+            offset,
+            data.len() as u64,
+            self.spec.size,
+            None,
+        );
+        let name = &self.spec.name;
+        let size = self.spec.size.unwrap_or_default();
+        let mut read = offset;
+        let mut failure = None;
+        let mut fill = |piece: &mut [u8]| -> Result<(), String> {
+            let n = match source.fill(piece) {
+                Ok(n) => n,
+                Err(e) => {
+                    failure = Some(Error::new(Step::Read, format!("{name}: {e}")));
+                    return Err(e);
+                }
+            };
+            checksums.update(&piece[..n]);
+            read += n as u64;
+            if n < piece.len() {
+                failure = Some(ended_early(name, read, size));
+                return Err("ended early".into());
+            }
+            Ok(())
+        };
+        self.tally.requests += 1;
+        self.io
+            .send_filling(&head, data, &mut fill, UPLOAD_TIMEOUT)
+            .map_err(|e| failure.unwrap_or_else(|| Error::new(Step::Read, e)))
+    }
+
     /// Sends `data` (which starts at `offset`) until GCS has committed all of it, resuming from
     /// what the session says it has after any failure: committed bytes are never sent again.
+    /// `first` is the outcome of a first attempt already made (by [`Upload::stream_chunk`]).
     fn send_chunk(
         &mut self,
         session: &str,
         data: &[u8],
         offset: u64,
         total: Option<u64>,
-        hash: Option<&(String, String)>,
+        final_crc32c: Option<&String>,
+        mut first: Option<Result<Response, TransportError>>,
     ) -> Result<SessionState, Error> {
         let end = offset + data.len() as u64;
         let mut tries = self.tries();
         let mut committed = offset;
         loop {
-            let token = self.token()?;
-            let skip = (committed - offset) as usize;
-            let final_hash = hash.map(|(c, m)| (c.as_str(), m.as_str()));
-            let head = upload::chunk(
-                session,
-                &token,
-                committed,
-                (data.len() - skip) as u64,
-                total,
-                final_hash,
-            );
-            let failure = match self.send(&head, &data[skip..]) {
+            let sent = match first.take() {
+                Some(sent) => sent,
+                None => {
+                    let token = self.token()?;
+                    let skip = (committed - offset) as usize;
+                    let head = upload::chunk(
+                        session,
+                        &token,
+                        committed,
+                        (data.len() - skip) as u64,
+                        total,
+                        final_crc32c.map(String::as_str),
+                    );
+                    self.send(&head, &data[skip..])
+                }
+            };
+            let failure = match sent {
                 Err(e) => self.transport_failure(e),
                 Ok(response) if response.status() == 308 || response.status().is_success() => {
                     match upload::session_state(&response, &self.spec.name)? {
@@ -580,6 +652,14 @@ fn read_exactly(source: &mut dyn Source, size: u64, name: &str) -> Result<Vec<u8
     Ok(data)
 }
 
+fn ended_early(name: &str, at: u64, size: u64) -> Error {
+    Error::new(
+        Step::Read,
+        format!("{name} ended at {at} bytes but had {size} when delivery began"),
+    )
+    .with_fix("deliver files that are complete and no longer written to; nothing was created")
+}
+
 /// A file that grew while being read would be delivered cut short: refuse instead.
 fn ensure_ended(source: &mut dyn Source, name: &str) -> Result<(), Error> {
     let mut probe = [0u8; 1];
@@ -629,7 +709,7 @@ mod tests {
             r#"{{"name":"n","bucket":"partner-inbox","generation":"1","size":"{}","crc32c":"{}","md5Hash":"{}"}}"#,
             data.len(),
             c.crc32c(),
-            c.md5()
+            c.md5().unwrap()
         )
     }
 

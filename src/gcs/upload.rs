@@ -163,14 +163,14 @@ pub fn start_resumable(
 }
 
 /// A chunk at `offset` of `len` bytes; `total` once the size is known. The final chunk carries
-/// the whole object's checksums, which GCS checks before it creates the object.
+/// the whole object's CRC32C, which GCS checks before it creates the object.
 pub fn chunk(
     session_url: &str,
     token: &Secret,
     offset: u64,
     len: u64,
     total: Option<u64>,
-    final_hash: Option<(&str, &str)>,
+    final_crc32c: Option<&str>,
 ) -> http::Request<()> {
     let total_text = total.map_or("*".to_owned(), |t| t.to_string());
     let range = if len == 0 {
@@ -181,8 +181,8 @@ pub fn chunk(
     let mut head = http::Request::put(session_url)
         .header("authorization", bearer(token))
         .header("content-range", range);
-    if let Some((crc32c, md5)) = final_hash {
-        head = head.header("x-goog-hash", format!("crc32c={crc32c},md5={md5}"));
+    if let Some(crc32c) = final_crc32c {
+        head = head.header("x-goog-hash", format!("crc32c={crc32c}"));
     }
     head.body(()).expect("the session URL came from GCS")
 }
@@ -332,10 +332,10 @@ mod tests {
             QUANTUM,
             10,
             Some(QUANTUM + 10),
-            Some(("c", "m")),
+            Some("c"),
         );
         assert_eq!(r.headers()["content-range"], "bytes 262144-262153/262154");
-        assert_eq!(r.headers()["x-goog-hash"], "crc32c=c,md5=m");
+        assert_eq!(r.headers()["x-goog-hash"], "crc32c=c");
         assert_eq!(
             status_query("https://s/x", &t, None).headers()["content-range"],
             "bytes */*"
