@@ -93,6 +93,9 @@ enum Command {
         #[command(flatten)]
         net: NetArgs,
     },
+    /// Measure throughput, memory, small-object rate, cold start and signing against the
+    /// peers (curl, the Python client, gcloud) and print a table; see README, Performance.
+    Bench(host_test::bench::BenchArgs),
     /// Serve the embedded emulator of Google STS, IAM Credentials and Cloud Storage until
     /// interrupted. It accepts the AWS credentials in this process's environment (or AWS's
     /// documentation example keys).
@@ -138,6 +141,7 @@ impl Command {
             Command::Deliver { .. } => "deliver",
             Command::Verify { .. } => "verify",
             Command::Serve { .. } => "serve",
+            Command::Bench(_) => "bench",
             Command::Emulate { .. } => "emulate",
         }
     }
@@ -231,6 +235,7 @@ async fn run(cli: &Cli) -> Result<()> {
             println!("{}", receipt_json(&receipt, None));
             Ok(())
         }
+        Command::Bench(args) => host_test::bench::run(cli.component.as_deref(), args.clone()).await,
         Command::Emulate { listen, misconfig } => emulate(*listen, misconfig).await,
         Command::Serve {
             config,

@@ -98,8 +98,12 @@ pub(super) struct GcsState {
 }
 
 impl GcsState {
-    pub(super) fn new(dir: Option<&Path>, faults: &FaultPlan) -> anyhow::Result<Self> {
-        let store = Store::open(dir).map_err(|e| {
+    pub(super) fn new(
+        dir: Option<&Path>,
+        crc32c_only: bool,
+        faults: &FaultPlan,
+    ) -> anyhow::Result<Self> {
+        let store = Store::open(dir, crc32c_only).map_err(|e| {
             anyhow::anyhow!(
                 "the emulator could not prepare its object directory {}: {e}",
                 dir.map_or_else(String::new, |d| d.display().to_string())
@@ -379,7 +383,8 @@ async fn upload_multipart(
         .gcs
         .check(state, &spec.name, if_generation_match)
         .err();
-    let mut staging = stage(state, doomed.is_some())?;
+    let md5_declared = declares_md5(&spec, hash_header.as_ref());
+    let mut staging = stage(state, doomed.is_some(), md5_declared)?;
     reader.media(|data| staging.write(data)).await?;
     if let Some(reply) = doomed {
         return Ok(reply);
@@ -404,7 +409,8 @@ async fn upload_media(
         .gcs
         .check(state, &spec.name, if_generation_match)
         .err();
-    let mut staging = stage(state, doomed.is_some())?;
+    let md5_declared = declares_md5(&spec, hash_header.as_ref());
+    let mut staging = stage(state, doomed.is_some(), md5_declared)?;
     while let Some(data) = body.next().await? {
         staging.write(&data).map_err(internal)?;
     }
@@ -414,12 +420,17 @@ async fn upload_media(
     create(state, spec, hash_header, if_generation_match, staging)
 }
 
-fn stage(state: &State, discard: bool) -> Result<Staging, Reply> {
+fn stage(state: &State, discard: bool, md5_declared: bool) -> Result<Staging, Reply> {
     if discard {
-        Store::Discard.stage().map_err(internal)
+        Store::Discard.stage(md5_declared).map_err(internal)
     } else {
-        state.gcs.store.stage().map_err(internal)
+        state.gcs.store.stage(md5_declared).map_err(internal)
     }
+}
+
+/// Whether the upload declared an MD5 before its data (which a CRC32C-only store then computes).
+fn declares_md5(spec: &ObjectSpec, hash_header: Option<&Expected>) -> bool {
+    spec.expected.md5.is_some() || hash_header.is_some_and(|h| h.md5.is_some())
 }
 
 /// Checks the declared checksums and creates the object.

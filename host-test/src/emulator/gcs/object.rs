@@ -22,8 +22,9 @@ pub struct StoredObject {
     pub size: u64,
     /// Base64 of the big-endian CRC32C, as GCS writes it.
     pub crc32c: String,
-    /// Base64 of the MD5.
+    /// Base64 of the MD5 (empty if [`Storage::Benchmark`](super::super::Storage) did not compute it).
     pub md5_hash: String,
+    /// Empty with [`Storage::Benchmark`](super::super::Storage).
     pub sha256_hex: String,
     pub content_type: String,
     pub metadata: BTreeMap<String, String>,
@@ -51,7 +52,7 @@ impl Object {
             generation,
             size: digest.len(),
             crc32c: digest.crc32c_base64(),
-            md5_hash: digest.md5_base64(),
+            md5_hash: digest.md5_base64().unwrap_or_default(),
             sha256_hex: digest.sha256_hex(),
             content_type: spec.content_type.clone(),
             metadata: spec.metadata.clone(),
@@ -73,7 +74,6 @@ impl Object {
             "contentType": spec.content_type,
             "storageClass": "STANDARD",
             "size": stored.size.to_string(),
-            "md5Hash": stored.md5_hash,
             "crc32c": stored.crc32c,
             "etag": etag(generation, 1),
             "timeCreated": time,
@@ -81,6 +81,9 @@ impl Object {
             "timeStorageClassUpdated": time,
             "timeFinalized": time,
         });
+        if !stored.md5_hash.is_empty() {
+            resource["md5Hash"] = json!(stored.md5_hash);
+        }
         if !spec.metadata.is_empty() {
             resource["metadata"] = json!(spec.metadata);
         }
@@ -262,16 +265,24 @@ impl Expected {
                 ),
             ));
         }
-        if let Some(provided) = &self.md5
-            && decode_checksum::<16>(provided) != Some(digest.md5())
-        {
-            return Err(bad_request(
-                "invalid",
-                format!(
-                    "Provided MD5 hash \"{provided}\" doesn't match calculated MD5 hash \"{}\".",
-                    digest.md5_base64()
-                ),
-            ));
+        if let Some(provided) = &self.md5 {
+            let Some(md5) = digest.md5() else {
+                return Err(bad_request(
+                    "invalid",
+                    "This emulator's benchmark store computes an MD5 only for uploads that \
+                     declare one before their data (in the metadata, or a media upload's \
+                     X-Goog-Hash); declare it there, or send the crc32c alone.",
+                ));
+            };
+            if decode_checksum::<16>(provided) != Some(md5) {
+                return Err(bad_request(
+                    "invalid",
+                    format!(
+                        "Provided MD5 hash \"{provided}\" doesn't match calculated MD5 hash \"{}\".",
+                        BASE64.encode(md5)
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -356,6 +367,30 @@ mod tests {
         assert!(Expected::from_goog_hash("sha1=abc").is_err());
         assert!(Expected::from_goog_hash("crc32c").is_err());
         assert!(Expected::from_goog_hash("crc32c=####").is_err());
+    }
+
+    #[test]
+    fn a_crc32c_only_digest_refuses_an_undeclared_md5_rather_than_skip_it() {
+        let mut digest = Digest::crc32c_only(false);
+        digest.update(b"hello world");
+        let crc32c_only = Expected::from_goog_hash("crc32c=yZRlqg==").unwrap();
+        assert!(crc32c_only.verify(&digest).is_ok());
+        let both =
+            Expected::from_goog_hash("crc32c=yZRlqg==,md5=XrY7u+Ae7tCTyyK7j1rNww==").unwrap();
+        let refused = both.verify(&digest).unwrap_err();
+        assert!(
+            refused.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("declare"),
+            "{:?}",
+            refused.body
+        );
+        let mut declared = Digest::crc32c_only(true);
+        declared.update(b"hello world");
+        assert!(both.verify(&declared).is_ok());
+        let wrong = Expected::from_goog_hash("md5=AAAAAAAAAAAAAAAAAAAAAA==").unwrap();
+        assert!(wrong.verify(&declared).is_err());
     }
 
     #[test]

@@ -84,7 +84,11 @@ pub(super) async fn start(
         })?),
     };
     state.gcs.check(state, &spec.name, if_generation_match)?;
-    let staging = state.gcs.store.stage().map_err(internal)?;
+    let staging = state
+        .gcs
+        .store
+        .stage(spec.expected.md5.is_some())
+        .map_err(internal)?;
 
     let id = Alphanumeric.sample_string(&mut rand::rng(), 64);
     let host = header_str(&parts.headers, HOST.as_str()).unwrap_or("storage.googleapis.com");

@@ -1,5 +1,6 @@
 //! Where object bytes go: hashed while they stream in (CRC32C, MD5, SHA-256) and written to a
-//! staging file that becomes the object's file on commit, or only hashed ([`Store::Discard`]).
+//! staging file that becomes the object's file on commit, or only hashed ([`Store::Discard`]),
+//! or only CRC32C-summed ([`Store::Crc32cOnly`], for benchmarks).
 
 use std::fs::{self, File};
 use std::io::{self, Seek as _, SeekFrom, Write as _};
@@ -21,12 +22,13 @@ const FILE_NAME: &AsciiSet = super::UNRESERVED;
 const STAGING_DIR: &str = ".staging";
 
 /// The running hashes and length of a byte stream. Cloning it is a checkpoint: restoring a clone
-/// forgets the bytes hashed since.
+/// forgets the bytes hashed since. The CRC32C is always computed; MD5 and SHA-256 unless the
+/// store is [`Store::Crc32cOnly`].
 #[derive(Clone)]
 pub(super) struct Digest {
     crc32c: u32,
-    md5: Md5,
-    sha256: Sha256,
+    md5: Option<Md5>,
+    sha256: Option<Sha256>,
     len: u64,
 }
 
@@ -34,16 +36,30 @@ impl Digest {
     pub(super) fn new() -> Self {
         Digest {
             crc32c: 0,
-            md5: Md5::new(),
-            sha256: Sha256::new(),
+            md5: Some(Md5::new()),
+            sha256: Some(Sha256::new()),
+            len: 0,
+        }
+    }
+
+    /// The CRC32C only, and the MD5 if `md5`.
+    pub(super) fn crc32c_only(md5: bool) -> Self {
+        Digest {
+            crc32c: 0,
+            md5: md5.then(Md5::new),
+            sha256: None,
             len: 0,
         }
     }
 
     pub(super) fn update(&mut self, data: &[u8]) {
         self.crc32c = crc32c::crc32c_append(self.crc32c, data);
-        self.md5.update(data);
-        self.sha256.update(data);
+        if let Some(md5) = &mut self.md5 {
+            md5.update(data);
+        }
+        if let Some(sha256) = &mut self.sha256 {
+            sha256.update(data);
+        }
         self.len += data.len() as u64;
     }
 
@@ -55,8 +71,9 @@ impl Digest {
         self.crc32c.to_be_bytes()
     }
 
-    pub(super) fn md5(&self) -> [u8; 16] {
-        self.md5.clone().finalize().into()
+    /// `None` when not computed ([`Store::Crc32cOnly`]).
+    pub(super) fn md5(&self) -> Option<[u8; 16]> {
+        self.md5.clone().map(|md5| md5.finalize().into())
     }
 
     /// The CRC32C as GCS writes it: the big-endian 4 bytes, base64.
@@ -64,23 +81,36 @@ impl Digest {
         BASE64.encode(self.crc32c())
     }
 
-    pub(super) fn md5_base64(&self) -> String {
-        BASE64.encode(self.md5())
+    pub(super) fn md5_base64(&self) -> Option<String> {
+        self.md5().map(|md5| BASE64.encode(md5))
     }
 
+    /// Empty when not computed ([`Store::Crc32cOnly`]).
     pub(super) fn sha256_hex(&self) -> String {
-        hex::encode(self.sha256.clone().finalize())
+        self.sha256
+            .clone()
+            .map(|sha256| hex::encode(sha256.finalize()))
+            .unwrap_or_default()
     }
 }
 
 /// Where committed objects live.
 pub(super) enum Store {
-    Disk { root: PathBuf, staging: PathBuf },
+    Disk {
+        root: PathBuf,
+        staging: PathBuf,
+    },
     Discard,
+    /// Nothing kept, and only the CRC32C computed (the MD5 too when an upload declares one
+    /// before its data): as little work per byte as a server that checks integrity can do.
+    Crc32cOnly,
 }
 
 impl Store {
-    pub(super) fn open(dir: Option<&Path>) -> io::Result<Store> {
+    pub(super) fn open(dir: Option<&Path>, crc32c_only: bool) -> io::Result<Store> {
+        if crc32c_only {
+            return Ok(Store::Crc32cOnly);
+        }
         let Some(root) = dir else {
             return Ok(Store::Discard);
         };
@@ -92,10 +122,15 @@ impl Store {
         })
     }
 
-    /// A new, empty staging area for one upload.
-    pub(super) fn stage(&self) -> io::Result<Staging> {
+    /// A new, empty staging area for one upload; `md5_declared` when the upload declared an MD5
+    /// before its data.
+    pub(super) fn stage(&self, md5_declared: bool) -> io::Result<Staging> {
+        let digest = match self {
+            Store::Crc32cOnly => Digest::crc32c_only(md5_declared),
+            _ => Digest::new(),
+        };
         let file = match self {
-            Store::Discard => None,
+            Store::Discard | Store::Crc32cOnly => None,
             Store::Disk { staging, .. } => {
                 let path = staging.join(Alphanumeric.sample_string(&mut rand::rng(), 24));
                 let file = File::options()
@@ -106,16 +141,13 @@ impl Store {
                 Some((file, path))
             }
         };
-        Ok(Staging {
-            digest: Digest::new(),
-            file,
-        })
+        Ok(Staging { digest, file })
     }
 
     /// The file an object named `name` is kept in.
     pub(super) fn object_path(&self, name: &str) -> Option<PathBuf> {
         match self {
-            Store::Discard => None,
+            Store::Discard | Store::Crc32cOnly => None,
             Store::Disk { root, .. } => Some(root.join(file_name(name))),
         }
     }
@@ -206,7 +238,10 @@ mod tests {
         digest.update(b"world");
         // `gsutil hash` of "hello world".
         assert_eq!(digest.crc32c_base64(), "yZRlqg==");
-        assert_eq!(digest.md5_base64(), "XrY7u+Ae7tCTyyK7j1rNww==");
+        assert_eq!(
+            digest.md5_base64().as_deref(),
+            Some("XrY7u+Ae7tCTyyK7j1rNww==")
+        );
         assert_eq!(
             digest.sha256_hex(),
             "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
@@ -215,6 +250,13 @@ mod tests {
         assert_eq!(checkpoint.len(), 6);
         assert_eq!(decode_checksum::<4>("yZRlqg=="), Some(digest.crc32c()));
         assert_eq!(decode_checksum::<4>("XrY7u+Ae7tCTyyK7j1rNww=="), None);
+        let mut light = Digest::crc32c_only(false);
+        light.update(b"hello world");
+        assert_eq!(light.crc32c_base64(), "yZRlqg==");
+        assert_eq!((light.md5(), light.sha256_hex().as_str()), (None, ""));
+        let mut declared = Digest::crc32c_only(true);
+        declared.update(b"hello world");
+        assert_eq!(declared.md5(), digest.md5());
     }
 
     #[test]
