@@ -391,7 +391,9 @@ pub fn destinations(
     lookup: &dyn Fn(&str) -> Option<String>,
     read_file: &dyn Fn(&str) -> std::io::Result<String>,
 ) -> Result<Vec<(String, Destination)>, Error> {
-    let ids: Vec<String> = match lookup(DESTINATIONS_VARIABLE) {
+    let listed = lookup(DESTINATIONS_VARIABLE);
+    let several = listed.is_some();
+    let ids: Vec<String> = match listed {
         Some(list) => {
             let ids: Vec<String> = list
                 .split(',')
@@ -424,7 +426,6 @@ pub fn destinations(
         }
         None => vec![DEFAULT_ID.to_owned()],
     };
-    let several = lookup(DESTINATIONS_VARIABLE).is_some();
     ids.into_iter()
         .map(|id| {
             let own = several.then_some(id.as_str());

@@ -151,15 +151,14 @@ fn send_with(
     timeout: Duration,
     write_body: impl FnOnce(&OutputStream) -> Result<(), TransportError>,
 ) -> Result<Response, TransportError> {
-    let body_len = len;
     let mut fields: Vec<(String, Vec<u8>)> = request
         .headers()
         .iter()
         .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
         .collect();
     let method = request.method();
-    if body_len > 0 || method == http::Method::POST || method == http::Method::PUT {
-        fields.push(("content-length".into(), body_len.to_string().into_bytes()));
+    if len > 0 || method == http::Method::POST || method == http::Method::PUT {
+        fields.push(("content-length".into(), len.to_string().into_bytes()));
     }
     let headers = Fields::from_list(&fields)
         .map_err(|e| protocol(format!("a request header was refused by the host: {e:?}")))?;
