@@ -11,7 +11,6 @@ use time::format_description::well_known::Rfc3339;
 use crate::config::AwsSource;
 use crate::error::{Error, Step, excerpt};
 use crate::io::{Io, Request, Response};
-use crate::retry::is_transient_status;
 use crate::secret::Secret;
 use crate::sigv4::Credentials;
 
@@ -186,31 +185,20 @@ fn from_container(io: &mut dyn Io, request: Request) -> Result<AwsCredentials, E
 }
 
 fn send(io: &mut dyn Io, request: Request, step: Step, what: &str) -> Result<Response, Error> {
-    io.send(request, METADATA_TIMEOUT).map_err(|e| {
-        let err = Error::new(step, format!("{what} did not answer: {e}"));
-        if e.is_transient() {
-            err.transient()
-        } else {
-            err
-        }
-    })
+    io.send(request, METADATA_TIMEOUT)
+        .map_err(|e| Error::no_answer(step, format!("{what} did not answer: {e}"), &e))
 }
 
 fn status_error(step: Step, what: &str, url: &str, response: &Response) -> Error {
     let status = response.status().as_u16();
-    let err = Error::new(
+    Error::answered(
         step,
+        status,
         format!(
             "{what} ({url}) answered {status}: {}",
             excerpt(response.body(), 200)
         ),
     )
-    .with_status(status);
-    if is_transient_status(status) {
-        err.transient()
-    } else {
-        err
-    }
 }
 
 fn parse_credentials(body: &[u8], source: Source) -> Result<AwsCredentials, Error> {

@@ -84,6 +84,28 @@ impl Error {
         self.transient = true;
         self
     }
+
+    /// `step` failed because the other side answered `status`: transient when that status is
+    /// worth another attempt (408, 429, 5xx).
+    pub fn answered(step: Step, status: u16, message: impl Into<String>) -> Self {
+        Error {
+            transient: crate::retry::is_transient_status(status),
+            ..Error::new(step, message).with_status(status)
+        }
+    }
+
+    /// `step` failed because a request got no answer: transient unless the host's policy
+    /// refused it.
+    pub fn no_answer(
+        step: Step,
+        message: impl Into<String>,
+        cause: &crate::io::TransportError,
+    ) -> Self {
+        Error {
+            transient: cause.is_transient(),
+            ..Error::new(step, message)
+        }
+    }
 }
 
 impl fmt::Display for Error {

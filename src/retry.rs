@@ -53,6 +53,58 @@ pub fn is_transient_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
 }
 
+/// Where a series of attempts stands: when it began and how many retries it took. Every retry
+/// loop of the flow (tokens, metadata, uploads) pauses through [`Attempts::pause`], so give-up,
+/// counting and the announcement on stderr are the same everywhere.
+#[derive(Clone, Copy, Debug)]
+pub struct Attempts {
+    backoff: Backoff,
+    started: time::OffsetDateTime,
+    retries: u32,
+}
+
+impl Attempts {
+    pub fn start(io: &dyn Io, backoff: &Backoff) -> Self {
+        Attempts {
+            backoff: *backoff,
+            started: io.now(),
+            retries: 0,
+        }
+    }
+
+    /// Retries taken so far.
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// After `error` (worth another attempt), announces the retry and pauses; or gives up,
+    /// returning `error` with the number of attempts made.
+    pub fn pause(&mut self, io: &mut dyn Io, mut error: Error) -> Result<(), Error> {
+        let delay = self.backoff.delay(self.retries, io.random_u64());
+        let elapsed = io.now() - self.started;
+        if self.retries + 1 >= self.backoff.max_attempts || elapsed + delay > self.backoff.deadline
+        {
+            error.message = format!(
+                "{} (gave up after {} attempts)",
+                error.message,
+                self.retries + 1
+            );
+            return Err(error);
+        }
+        io.log(&format!(
+            "{} failed: {}; retrying in {:.1} s (attempt {} of {})",
+            error.step.name(),
+            error.message,
+            delay.as_secs_f64(),
+            self.retries + 2,
+            self.backoff.max_attempts
+        ));
+        io.sleep(delay);
+        self.retries += 1;
+        Ok(())
+    }
+}
+
 /// Runs `attempt` until it succeeds, fails for good, or the backoff gives up. Returns the result
 /// and how many retries it took.
 pub fn retry<T>(
@@ -60,31 +112,17 @@ pub fn retry<T>(
     backoff: &Backoff,
     mut attempt: impl FnMut(&mut dyn Io) -> Result<T, Error>,
 ) -> (Result<T, Error>, u32) {
-    let started = io.now();
-    let mut retries = 0;
+    let mut attempts = Attempts::start(io, backoff);
     loop {
-        match attempt(io) {
-            Ok(value) => return (Ok(value), retries),
-            Err(err) if !err.transient => return (Err(err), retries),
-            Err(mut err) => {
-                let delay = backoff.delay(retries, io.random_u64());
-                let elapsed = io.now() - started;
-                if retries + 1 >= backoff.max_attempts || elapsed + delay > backoff.deadline {
-                    err.message =
-                        format!("{} (gave up after {} attempts)", err.message, retries + 1);
-                    return (Err(err), retries);
-                }
-                io.log(&format!(
-                    "{} failed: {}; retrying in {:.1} s (attempt {} of {})",
-                    err.step.name(),
-                    err.message,
-                    delay.as_secs_f64(),
-                    retries + 2,
-                    backoff.max_attempts
-                ));
-                io.sleep(delay);
-                retries += 1;
-            }
+        let error = match attempt(io) {
+            Ok(value) => return (Ok(value), attempts.retries),
+            Err(error) => error,
+        };
+        if !error.transient {
+            return (Err(error), attempts.retries);
+        }
+        if let Err(error) = attempts.pause(io, error) {
+            return (Err(error), attempts.retries);
         }
     }
 }

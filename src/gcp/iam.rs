@@ -7,7 +7,6 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::error::{Error, Step, excerpt};
 use crate::io::{Request, Response};
-use crate::retry::is_transient_status;
 use crate::secret::Secret;
 
 pub const STORAGE_SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_write";
@@ -102,9 +101,9 @@ pub fn parse(
             String::new(),
         ),
     };
-    let e = Error::new(Step::Impersonation, said).with_status(status);
-    if is_transient_status(status) {
-        return Err(e.transient());
+    let e = Error::answered(Step::Impersonation, status, said);
+    if e.transient {
+        return Err(e);
     }
     let fix = match (status, google_status.as_str()) {
         (403, _) => Some(format!(

@@ -5,7 +5,6 @@ use serde::Deserialize;
 
 use crate::error::{Error, Step, excerpt};
 use crate::io::{Request, Response};
-use crate::retry::is_transient_status;
 use crate::secret::Secret;
 
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -61,25 +60,20 @@ pub fn parse(response: &Response) -> Result<FederatedToken, Error> {
         });
     }
     let Ok(err) = serde_json::from_slice::<OAuthError>(response.body()) else {
-        let e = Error::new(
+        return Err(Error::answered(
             Step::StsExchange,
+            status,
             format!(
                 "Google STS answered {status}: {}",
                 excerpt(response.body(), 200)
             ),
-        )
-        .with_status(status);
-        return Err(if is_transient_status(status) {
-            e.transient()
-        } else {
-            e
-        });
+        ));
     };
     let description = err.error_description.unwrap_or_default();
     let said = format!("Google STS answered {status} {}: {description}", err.error);
-    let e = Error::new(Step::StsExchange, said).with_status(status);
-    if is_transient_status(status) {
-        return Err(e.transient());
+    let e = Error::answered(Step::StsExchange, status, said);
+    if e.transient {
+        return Err(e);
     }
     Err(match diagnose(&err.error, &description) {
         Some(fix) => e.with_fix(fix),

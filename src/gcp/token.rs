@@ -206,15 +206,11 @@ impl TokenSource {
             let response = io
                 .send(clone_request(request), GOOGLE_TIMEOUT)
                 .map_err(|e| {
-                    let err = Error::new(
+                    Error::no_answer(
                         step,
                         format!("{what} ({}) could not be reached: {e}", request.uri()),
-                    );
-                    if e.is_transient() {
-                        err.transient()
-                    } else {
-                        err
-                    }
+                        &e,
+                    )
                 })?;
             parse(&response)
         });

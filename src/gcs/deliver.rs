@@ -17,7 +17,7 @@ use crate::gcp::token::TokenSource;
 use crate::gcs::checksum::Checksums;
 use crate::gcs::upload::{self, ObjectResource, ObjectSpec, SessionState};
 use crate::io::{Io, Response, TransportError};
-use crate::retry::Backoff;
+use crate::retry::{Attempts, Backoff};
 use crate::secret::Secret;
 
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -215,8 +215,7 @@ enum Failure {
 
 /// Where one request's attempts stand.
 struct Tries {
-    started: time::OffsetDateTime,
-    retry: u32,
+    attempts: Attempts,
     renewed: bool,
 }
 
@@ -240,13 +239,14 @@ impl Upload<'_> {
     }
 
     fn transport_failure(&self, e: TransportError) -> Failure {
-        let error = Error::new(
+        let error = Error::no_answer(
             Step::Upload,
             format!("the upload of {} got no answer: {e}", self.spec.name),
+            &e,
         );
-        if e.is_transient() {
+        if error.transient {
             Failure::Retry {
-                error: error.transient(),
+                error,
                 maybe_landed: true,
             }
         } else {
@@ -268,8 +268,7 @@ impl Upload<'_> {
 
     fn tries(&self) -> Tries {
         Tries {
-            started: self.io.now(),
-            retry: 0,
+            attempts: Attempts::start(self.io, &self.options.backoff),
             renewed: false,
         }
     }
@@ -286,34 +285,11 @@ impl Upload<'_> {
                 Ok(())
             }
             Failure::Retry { error, .. } => {
-                self.pause(tries.retry, error, tries.started)?;
-                tries.retry += 1;
+                tries.attempts.pause(self.io, error)?;
+                self.tally.retries += 1;
                 Ok(())
             }
         }
-    }
-
-    /// Pauses before retry `retry` (0-based), or gives up with `error`.
-    fn pause(
-        &mut self,
-        retry: u32,
-        mut error: Error,
-        started: time::OffsetDateTime,
-    ) -> Result<(), Error> {
-        let backoff = &self.options.backoff;
-        let delay = backoff.delay(retry, self.io.random_u64());
-        if retry + 1 >= backoff.max_attempts || self.io.now() - started + delay > backoff.deadline {
-            error.message = format!("{} (gave up after {} attempts)", error.message, retry + 1);
-            return Err(error);
-        }
-        self.io.log(&format!(
-            "{}; retrying in {:.1} s",
-            error.message,
-            delay.as_secs_f64()
-        ));
-        self.io.sleep(delay);
-        self.tally.retries += 1;
-        Ok(())
     }
 
     /// Reads exactly `size` bytes and sends them in one request. `None` for the object means
@@ -608,17 +584,11 @@ impl Upload<'_> {
                     return upload::session_state(&response, &self.spec.name);
                 }
                 Ok(response) => upload::upload_error(&response, &self.spec.name),
-                Err(e) => {
-                    let err = Error::new(
-                        Step::Upload,
-                        format!("the status query for {} got no answer: {e}", self.spec.name),
-                    );
-                    if e.is_transient() {
-                        err.transient()
-                    } else {
-                        err
-                    }
-                }
+                Err(e) => Error::no_answer(
+                    Step::Upload,
+                    format!("the status query for {} got no answer: {e}", self.spec.name),
+                    &e,
+                ),
             };
             if !error.transient {
                 return Err(error);

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Step, excerpt};
 use crate::io::Response;
-use crate::retry::is_transient_status;
 use crate::secret::Secret;
 
 /// Resumable chunks must be multiples of this (except the last).
@@ -251,13 +250,13 @@ pub fn upload_error(response: &Response, name: &str) -> Error {
         .ok()
         .and_then(|b| b.error.message)
         .unwrap_or_else(|| excerpt(response.body(), 200));
-    let e = Error::new(
+    let e = Error::answered(
         Step::Upload,
+        status,
         format!("GCS answered {status} for {name}: {said}"),
-    )
-    .with_status(status);
-    if is_transient_status(status) {
-        return e.transient();
+    );
+    if e.transient {
+        return e;
     }
     match status {
         401 => e.with_fix("the access token was refused; it is renewed and the upload tried once more"),
