@@ -6,6 +6,8 @@ use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
+const TARGET: &str = "wasm32-wasip2";
+
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap().to_path_buf();
@@ -24,6 +26,7 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))
         .join("component");
+    ensure_wasm_target();
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
@@ -35,7 +38,7 @@ fn main() {
             "-p",
             "wif-push",
             "--target",
-            "wasm32-wasip2",
+            TARGET,
         ])
         .arg("--target-dir")
         .arg(&target_dir);
@@ -53,14 +56,46 @@ fn main() {
     if !status.success() {
         panic!(
             "building the wif-push component for wasm32-wasip2 failed (see above). \
-             If the target is missing, run: rustup target add wasm32-wasip2"
+             If the target is missing, run: rustup target add {TARGET}"
         );
     }
-    let wasm = target_dir.join("wasm32-wasip2/component/wif_push.wasm");
+    let wasm = target_dir.join(TARGET).join("component/wif_push.wasm");
     assert!(
         wasm.exists(),
         "the component build did not produce {}",
         wasm.display()
     );
     println!("cargo:rustc-env=WIF_PUSH_COMPONENT={}", wasm.display());
+}
+
+/// Adds the wasm32-wasip2 target to the toolchain building this crate when it lacks it, so a
+/// fresh machine with only rustup and stable Rust builds as it is. rustup does not do this by
+/// itself on `cargo build`, even with the target listed in a rust-toolchain.toml.
+fn ensure_wasm_target() {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if sysroot.is_some_and(|root| root.join("lib/rustlib").join(TARGET).is_dir()) {
+        return;
+    }
+    println!(
+        "cargo:warning=the {TARGET} Rust target is missing; adding it with `rustup target add {TARGET}`"
+    );
+    let mut rustup = Command::new("rustup");
+    rustup.args(["target", "add", TARGET]);
+    // The toolchain this build runs on (set by rustup's proxies), not the default one.
+    if let Ok(toolchain) = env::var("RUSTUP_TOOLCHAIN") {
+        rustup.args(["--toolchain", &toolchain]);
+    }
+    match rustup.status() {
+        Ok(status) if status.success() => {}
+        Ok(_) | Err(_) => panic!(
+            "the {TARGET} Rust target is missing and `rustup target add {TARGET}` did not add \
+             it; install it with rustup (or point WIF_PUSH_COMPONENT at a built component)"
+        ),
+    }
 }

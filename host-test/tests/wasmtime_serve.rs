@@ -1,5 +1,5 @@
 //! The same component under the real `wasmtime serve` (Wasmtime's CLI, installed by
-//! `scripts/test` into `.tools/`), configured only through `--env`, delivering to the embedded
+//! `scripts/test` into the user's cache directory), configured only through `--env`, delivering to the embedded
 //! emulator through endpoint overrides — as the README shows.
 
 mod common;
@@ -19,17 +19,14 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 const WASMTIME_VERSION: &str = "48.0.8";
 
 fn wasmtime() -> PathBuf {
-    let path = std::env::var_os("WIF_PUSH_WASMTIME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            common::repo_root().join(format!(".tools/wasmtime-{WASMTIME_VERSION}/bin/wasmtime"))
-        });
-    assert!(
-        path.exists(),
-        "{} not found: run scripts/test, which installs wasmtime-cli {WASMTIME_VERSION} there",
-        path.display()
-    );
-    path
+    let path = std::env::var_os("WIF_PUSH_WASMTIME").map(PathBuf::from);
+    match path {
+        Some(path) if path.exists() => path,
+        _ => panic!(
+            "set WIF_PUSH_WASMTIME to wasmtime-cli {WASMTIME_VERSION}: scripts/test builds it \
+             into the user's cache directory and sets it"
+        ),
+    }
 }
 
 /// `wasmtime serve` on a free loopback port, killed on drop.
