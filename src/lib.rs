@@ -7,14 +7,14 @@
 
 pub mod aws;
 pub mod config;
+pub mod delivery;
 pub mod error;
-pub mod gcp;
-pub mod gcs;
 pub mod io;
 pub mod retry;
 pub mod secret;
 pub mod sidecar;
 pub mod sigv4;
+pub mod wif;
 
 #[cfg(test)]
 mod testing;

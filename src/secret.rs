@@ -19,6 +19,21 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether the value can travel in an HTTP header as it is (visible ASCII only). Tokens
+    /// from an answer are checked with this before they are kept.
+    pub fn is_header_safe(&self) -> bool {
+        !self.0.is_empty() && self.0.bytes().all(|b| b.is_ascii_graphic())
+    }
+
+    /// `Authorization: Bearer TOKEN`, marked sensitive so `Debug` of the request never shows it.
+    pub fn bearer(&self) -> http::HeaderValue {
+        let mut value = http::HeaderValue::from_str(&format!("Bearer {}", self.0))
+            // Unreachable for tokens checked with `is_header_safe`; an empty bearer is refused.
+            .unwrap_or_else(|_| http::HeaderValue::from_static("Bearer"));
+        value.set_sensitive(true);
+        value
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -62,5 +77,17 @@ mod tests {
         assert!(!format!("{secret}").contains("canary"));
         assert!(!format!("{:?}", Some(&secret)).contains("canary"));
         assert_eq!(secret.expose(), "canary-SECRET-1234");
+    }
+
+    #[test]
+    fn bearer_headers_are_sensitive() {
+        let request = http::Request::get("https://example.test/")
+            .header("authorization", Secret::new("canary-token").bearer())
+            .body(())
+            .unwrap();
+        assert!(!format!("{request:?}").contains("canary"));
+        assert_eq!(request.headers()["authorization"], "Bearer canary-token");
+        assert!(!Secret::new("a\r\nb").is_header_safe());
+        assert!(Secret::new("ya29.a0-_~+/=").is_header_safe());
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-use crate::config::{Destination, DestinationInput};
+use crate::config::{Destination, Settings};
 use crate::io::{Io, Request, Response, TransportError, TransportErrorKind};
 
 type Handler = Box<dyn FnMut(&Request) -> Result<Response, TransportError>>;
@@ -61,7 +61,7 @@ impl FakeIo {
 
 /// The destination most tests deliver to: the five facts, region set.
 pub fn destination() -> Destination {
-    Destination::from_input(&DestinationInput {
+    Destination::from_settings(&Settings {
         project_number: Some("123456789012".into()),
         pool_id: Some("aws-pool".into()),
         provider_id: Some("aws-provider".into()),

@@ -11,7 +11,7 @@ use wasip2::http::types::{
 };
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
-use crate::gcs::deliver::Source;
+use crate::delivery::ByteSource;
 use crate::io::{Io, Response, TransportError, TransportErrorKind};
 
 /// Token-flow answers are a few KiB; anything much larger is not what we asked for.
@@ -117,7 +117,7 @@ pub fn setting(name: &str) -> Option<String> {
 /// The body to deliver, as a `wasi:io` input stream from the host.
 pub struct StreamSource(pub InputStream);
 
-impl Source for StreamSource {
+impl ByteSource for StreamSource {
     fn fill(&mut self, buf: &mut [u8]) -> Result<usize, String> {
         let mut filled = 0;
         while filled < buf.len() {

@@ -8,14 +8,12 @@ use std::sync::{LazyLock, Mutex};
 
 use time::OffsetDateTime;
 
-use crate::config::{Destination, DestinationInput};
+use crate::config::{Destination, Endpoints, Settings};
+use crate::delivery::{self as core_delivery, Receipt, Status, UploadOptions};
 use crate::error::Error;
-use crate::gcp::token::TokenSource;
-use crate::gcs::deliver::{self, Receipt, Status, UploadOptions};
-use crate::gcs::upload::ObjectSpec;
-use crate::io::Io as _;
 use crate::secret::Secret;
 use crate::sigv4;
+use crate::wif::token::TokenSource;
 
 // One component serves both the library and the sidecar worlds; the `wasi-config` feature adds
 // the `wasi:config` import for hosts that offer it (Spin). WASI types are the `wasip2` crate's,
@@ -78,7 +76,7 @@ impl wif::Guest for Component {
             .access_token(&mut io::WasiIo, &destination)
             .map_err(|e| to_wit(&e))?;
         Ok(wif::TokenInfo {
-            service_account: destination.service_account,
+            service_account: destination.federation.service_account,
             expires_at: Datetime {
                 seconds: u64::try_from(token.expires_at.unix_timestamp()).unwrap_or(0),
                 nanoseconds: 0,
@@ -119,10 +117,6 @@ impl delivery::Guest for Component {
         body: wasip2::io::streams::InputStream,
     ) -> Result<delivery::Receipt, wif::Error> {
         let destination = destination_from(destination)?;
-        let object = delivery::Object {
-            name: format!("{}{}", destination.prefix, object.name),
-            ..object
-        };
         deliver_stream(&destination, object, body)
             .map(receipt_to_wit)
             .map_err(|e| to_wit(&e))
@@ -136,46 +130,33 @@ impl delivery::Guest for Component {
     }
 }
 
-/// Streams `body` into the bucket as `object` (whose name already carries the prefix).
+/// Streams `body` into the bucket as `object` (named without the destination's prefix).
 fn deliver_stream(
     destination: &Destination,
     object: delivery::Object,
     body: wasip2::io::streams::InputStream,
 ) -> Result<Receipt, Error> {
-    let spec = ObjectSpec {
-        name: object.name,
-        size: object.size,
-        content_type: object
-            .content_type
-            .unwrap_or_else(|| "application/octet-stream".to_owned()),
-        metadata: object.metadata.into_iter().collect(),
-    };
-    let mut source = io::StreamSource(body);
+    let spec = core_delivery::object_spec(
+        destination,
+        &object.name,
+        object.size,
+        object.content_type,
+        object.metadata,
+    );
     let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
-    let options = UploadOptions::from(destination);
-    deliver::deliver(
+    core_delivery::deliver(
         &mut io::WasiIo,
         &mut tokens,
         destination,
         &spec,
-        &mut source,
-        &options,
+        &mut io::StreamSource(body),
+        &UploadOptions::from(destination),
     )
 }
 
 fn verify_handshake(destination: &Destination) -> Result<Receipt, Error> {
-    let mut wasi = io::WasiIo;
-    let (spec, body) = deliver::handshake(destination, wasi.now(), wasi.random_u64());
     let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
-    let options = UploadOptions::from(destination);
-    deliver::deliver(
-        &mut wasi,
-        &mut tokens,
-        destination,
-        &spec,
-        &mut &body[..],
-        &options,
-    )
+    core_delivery::verify(&mut io::WasiIo, &mut tokens, destination)
 }
 
 fn receipt_to_wit(r: Receipt) -> delivery::Receipt {
@@ -197,8 +178,9 @@ fn receipt_to_wit(r: Receipt) -> delivery::Receipt {
     }
 }
 
+/// The WIT record as [`Settings`]: the one place the guest names each field.
 fn destination_from(d: wif::Destination) -> Result<Destination, wif::Error> {
-    let input = DestinationInput {
+    let settings = Settings {
         credential_config: d.credential_config,
         project_number: d.project_number,
         pool_id: d.pool_id,
@@ -208,16 +190,18 @@ fn destination_from(d: wif::Destination) -> Result<Destination, wif::Error> {
         prefix: d.prefix,
         token_lifetime_seconds: d.token_lifetime_seconds,
         aws_region: d.aws_region,
-        storage_url: d.storage_url,
-        token_url: d.token_url,
-        iam_credentials_url: d.iam_credentials_url,
-        imds_v1_fallback: d.imds_v1_fallback,
+        imds_v1_fallback: Some(d.imds_v1_fallback),
         sign_target_resource: d.sign_target_resource,
         single_request_limit: d.single_request_limit,
         chunk_size: d.chunk_size,
         initial_retry_delay_ms: d.initial_retry_delay_ms,
+        endpoints: Endpoints {
+            sts: d.token_url,
+            iam_credentials: d.iam_credentials_url,
+            storage: d.storage_url,
+        },
     };
-    Destination::from_input(&input).map_err(|e| to_wit(&Error::from(e)))
+    Destination::from_settings(&settings).map_err(|e| to_wit(&Error::from(e)))
 }
 
 fn to_wit(e: &Error) -> wif::Error {

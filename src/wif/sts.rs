@@ -54,6 +54,12 @@ pub fn parse(response: &Response) -> Result<FederatedToken, Error> {
                 format!("Google STS answered 200 with an unexpected body ({e})"),
             )
         })?;
+        if !ok.access_token.is_header_safe() {
+            return Err(Error::new(
+                Step::StsExchange,
+                "Google STS answered 200 with an access token that is empty or not plain ASCII",
+            ));
+        }
         return Ok(FederatedToken {
             access_token: ok.access_token,
             expires_in: ok.expires_in.unwrap_or(3600),
@@ -111,8 +117,8 @@ fn diagnose(error: &str, description: &str) -> Option<&'static str> {
             "the subject token was signed for another audience: regenerate it for this destination"
         }
         "invalid_request" => {
-            "Google STS rejected the request's form: this is a wif-push bug or an incompatible token_url; \
-             check token_url is https://sts.googleapis.com/v1/token"
+            "Google STS rejected the request's form: this is a wif-push bug or an incompatible endpoints.sts; \
+             check endpoints.sts is https://sts.googleapis.com/v1/token"
         }
         _ => return None,
     })

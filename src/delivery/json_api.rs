@@ -92,10 +92,6 @@ fn upload_url(storage_url: &str, bucket: &str, upload_type: &str, name: &str) ->
     )
 }
 
-fn bearer(token: &Secret) -> String {
-    format!("Bearer {}", token.expose())
-}
-
 /// One `uploadType=multipart` request: metadata (with both checksums, so GCS refuses corrupted
 /// bytes) and media in one round trip. Returns the head and the body.
 pub fn multipart(
@@ -126,7 +122,7 @@ pub fn multipart(
     body.extend_from_slice(data);
     body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
     let head = http::Request::post(upload_url(storage_url, bucket, "multipart", &spec.name))
-        .header("authorization", bearer(token))
+        .header("authorization", token.bearer())
         .header(
             "content-type",
             format!("multipart/related; boundary={BOUNDARY}"),
@@ -152,7 +148,7 @@ pub fn start_resumable(
     })
     .expect("plain structs serialize");
     let mut head = http::Request::post(upload_url(storage_url, bucket, "resumable", &spec.name))
-        .header("authorization", bearer(token))
+        .header("authorization", token.bearer())
         .header("content-type", "application/json; charset=UTF-8")
         .header("x-upload-content-type", &spec.content_type);
     if let Some(size) = spec.size {
@@ -178,7 +174,7 @@ pub fn chunk(
         format!("bytes {offset}-{}/{total_text}", offset + len - 1)
     };
     let mut head = http::Request::put(session_url)
-        .header("authorization", bearer(token))
+        .header("authorization", token.bearer())
         .header("content-range", range);
     if let Some(crc32c) = final_crc32c {
         head = head.header("x-goog-hash", format!("crc32c={crc32c}"));

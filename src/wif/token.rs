@@ -10,11 +10,11 @@ use time::OffsetDateTime;
 use crate::aws::{self, AwsCredentials, Source};
 use crate::config::Destination;
 use crate::error::{Error, Step};
-use crate::gcp::subject_token::{TargetResource, subject_token};
-use crate::gcp::{iam, sts};
 use crate::io::{Io, Request, Response};
 use crate::retry::{Backoff, retry};
 use crate::secret::Secret;
+use crate::wif::subject_token::{TargetResource, subject_token};
+use crate::wif::{iam, sts};
 
 /// A token is refreshed this long before it expires, so none expires mid-request.
 pub const REFRESH_SLACK: Duration = Duration::from_secs(300);
@@ -38,9 +38,13 @@ pub struct TokenSource {
 fn cache_key(destination: &Destination) -> String {
     format!(
         "{}|{}|{}",
-        destination.audience,
-        destination.service_account.as_deref().unwrap_or(""),
-        destination.token_lifetime_seconds
+        destination.federation.audience,
+        destination
+            .federation
+            .service_account
+            .as_deref()
+            .unwrap_or(""),
+        destination.federation.token_lifetime_seconds
     )
 }
 
@@ -63,12 +67,15 @@ impl TokenSource {
         }
         let subject = self.subject_token(io, destination, None)?;
         let federated = self.exchange(io, destination, &subject)?;
-        let token = match (&destination.impersonation_url, &destination.service_account) {
+        let token = match (
+            &destination.federation.impersonation_url,
+            &destination.federation.service_account,
+        ) {
             (Some(url), Some(email)) => {
                 let request = iam::request(
                     url,
                     &federated.access_token,
-                    destination.token_lifetime_seconds,
+                    destination.federation.token_lifetime_seconds,
                 );
                 let (token, expires_at) = self.call(
                     io,
@@ -132,7 +139,7 @@ impl TokenSource {
         let region = aws::region(
             io,
             destination.aws_region.as_deref(),
-            &destination.aws,
+            &destination.federation.aws,
             destination.imds_v1_fallback,
         )?;
         let credentials = self.aws_credentials(io, destination)?;
@@ -169,7 +176,11 @@ impl TokenSource {
         {
             return Ok(cached.clone());
         }
-        let fresh = aws::credentials(io, &destination.aws, destination.imds_v1_fallback)?;
+        let fresh = aws::credentials(
+            io,
+            &destination.federation.aws,
+            destination.imds_v1_fallback,
+        )?;
         self.aws = Some(fresh.clone());
         Ok(fresh)
     }
@@ -180,7 +191,11 @@ impl TokenSource {
         destination: &Destination,
         subject: &Secret,
     ) -> Result<sts::FederatedToken, Error> {
-        let request = sts::request(&destination.token_url, &destination.audience, subject);
+        let request = sts::request(
+            &destination.federation.token_url,
+            &destination.federation.audience,
+            subject,
+        );
         self.call(
             io,
             destination,

@@ -47,10 +47,7 @@ pub fn request(
     })
     .expect("plain structs serialize");
     http::Request::post(impersonation_url)
-        .header(
-            "authorization",
-            format!("Bearer {}", federated_token.expose()),
-        )
+        .header("authorization", federated_token.bearer())
         .header("content-type", "application/json")
         .body(body)
         .expect("the impersonation URL was validated with the configuration")
@@ -78,6 +75,12 @@ pub fn parse(
                 ),
             )
         })?;
+        if !ok.access_token.is_header_safe() {
+            return Err(Error::new(
+                Step::Impersonation,
+                "IAM Credentials answered 200 with an access token that is empty or not plain ASCII",
+            ));
+        }
         return Ok((ok.access_token, expires));
     }
     let (said, google_status, message) = match serde_json::from_slice::<ErrorBody>(response.body())
@@ -122,7 +125,7 @@ pub fn parse(
                 .to_owned(),
         ),
         (401, _) => Some(
-            "IAM Credentials did not accept the federated token from Google STS: check token_url and that \
+            "IAM Credentials did not accept the federated token from Google STS: check endpoints.sts and that \
              the pool's provider issues tokens for this project"
                 .to_owned(),
         ),

@@ -54,11 +54,14 @@ pub fn subject_token(
     time: OffsetDateTime,
     target: TargetResource,
 ) -> Result<Secret, SigningError> {
-    let url = destination.cred_verification_url(region);
+    let url = destination.federation.cred_verification_url(region);
     let (host, path_and_query) = sigv4::split_url(&url)?;
     let mut headers = vec![("host", host.as_str())];
     if target == TargetResource::Signed {
-        headers.push((TARGET_RESOURCE_HEADER, destination.audience.as_str()));
+        headers.push((
+            TARGET_RESOURCE_HEADER,
+            destination.federation.audience.as_str(),
+        ));
     }
     let signed = sigv4::sign(
         &SignableRequest {
@@ -98,7 +101,7 @@ pub fn subject_token(
     }
     headers.push(Header {
         key: TARGET_RESOURCE_HEADER,
-        value: &destination.audience,
+        value: &destination.federation.audience,
     });
     let json = serde_json::to_string(&SerializedRequest {
         headers,
@@ -112,11 +115,11 @@ pub fn subject_token(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Destination, DestinationInput};
+    use crate::config::{Destination, Settings};
     use time::macros::datetime;
 
     fn destination() -> Destination {
-        Destination::from_input(&DestinationInput {
+        Destination::from_settings(&Settings {
             project_number: Some("123456".into()),
             pool_id: Some("aws-pool".into()),
             provider_id: Some("aws-provider".into()),

@@ -1,0 +1,243 @@
+//! The rules every destination value obeys, each naming the field and a valid example.
+
+use super::{
+    CHUNK_QUANTUM, ConfigError, DEFAULT_CRED_VERIFICATION_URL, IMDS_HOSTS, MAX_LIFETIME_SECONDS,
+    MIN_LIFETIME_SECONDS, error,
+};
+
+pub(crate) fn required(
+    value: &Option<String>,
+    field: &str,
+    fix: &str,
+) -> Result<String, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        Some(v) if !v.is_empty() => Ok(v.to_owned()),
+        _ => Err(error(field, "is missing", fix)),
+    }
+}
+
+/// An https URL; plain http only to a loopback address, where an emulator runs beside the
+/// sender (as `STORAGE_EMULATOR_HOST` allows in Google's clients).
+pub(crate) fn https_url(field: &str, url: &str) -> Result<String, ConfigError> {
+    let ok = url.parse::<http::Uri>().ok().filter(|u| {
+        let host = u.host().unwrap_or("");
+        match u.scheme_str() {
+            Some("https") => !host.is_empty(),
+            Some("http") => is_loopback(host),
+            _ => false,
+        }
+    });
+    match ok {
+        Some(_) => Ok(url.to_owned()),
+        None => Err(error(
+            field,
+            format!("is {url:?}"),
+            "expected an https:// URL (http:// only to a loopback emulator, e.g. \
+             http://127.0.0.1:8080; host-test can also route a host there with --connect-to)",
+        )),
+    }
+}
+
+pub(crate) fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `//iam.googleapis.com/projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER`
+pub fn validate_audience(field: &str, audience: &str) -> Result<(), ConfigError> {
+    let expected = "expected //iam.googleapis.com/projects/PROJECT_NUMBER/locations/global/workloadIdentityPools/POOL_ID/providers/PROVIDER_ID";
+    let rest = audience
+        .strip_prefix("//iam.googleapis.com/projects/")
+        .ok_or_else(|| error(field, format!("is {audience:?}"), expected))?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let shape_ok = parts.len() == 7
+        && parts[1] == "locations"
+        && parts[2] == "global"
+        && parts[3] == "workloadIdentityPools"
+        && parts[5] == "providers";
+    if !shape_ok {
+        return Err(error(field, format!("is {audience:?}"), expected));
+    }
+    if parts[0].is_empty() || !parts[0].bytes().all(|b| b.is_ascii_digit()) {
+        return Err(error(
+            field,
+            format!("names project {:?}", parts[0]),
+            "the audience takes the project *number* (digits), not the project id",
+        ));
+    }
+    validate_id(&format!("{field} (pool id)"), parts[4])?;
+    validate_id(&format!("{field} (provider id)"), parts[6])
+}
+
+/// Pool and provider ids: 4 to 32 lowercase letters, digits and hyphens.
+pub(crate) fn validate_id(field: &str, id: &str) -> Result<(), ConfigError> {
+    let ok = (4..=32).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.starts_with('-')
+        && !id.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(error(
+            field,
+            format!("is {id:?}"),
+            "expected 4 to 32 lowercase letters, digits or hyphens, e.g. \"aws-partner\"",
+        ))
+    }
+}
+
+pub(crate) fn validate_service_account(email: &str) -> Result<(), ConfigError> {
+    let ok = email
+        .split_once('@')
+        .is_some_and(|(name, domain)| !name.is_empty() && domain.ends_with("gserviceaccount.com"));
+    if ok {
+        Ok(())
+    } else {
+        Err(error(
+            "service_account",
+            format!("is {email:?}"),
+            "expected a service account email, e.g. \"uploader@partner-project.iam.gserviceaccount.com\"",
+        ))
+    }
+}
+
+pub(crate) fn service_account_from_url(url: &str) -> Result<String, ConfigError> {
+    let field = "credential_config.service_account_impersonation_url";
+    let email = url
+        .rsplit_once("/serviceAccounts/")
+        .and_then(|(_, rest)| rest.strip_suffix(":generateAccessToken"))
+        .ok_or_else(|| {
+            error(
+                field,
+                format!("is {url:?}"),
+                "expected https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken",
+            )
+        })?;
+    validate_service_account(email).map_err(|e| ConfigError {
+        field: field.into(),
+        ..e
+    })?;
+    Ok(email.to_owned())
+}
+
+pub(crate) fn validate_lifetime(seconds: u32) -> Result<(), ConfigError> {
+    if (MIN_LIFETIME_SECONDS..=MAX_LIFETIME_SECONDS).contains(&seconds) {
+        Ok(())
+    } else {
+        Err(error(
+            "token_lifetime_seconds",
+            format!("is {seconds}"),
+            format!(
+                "expected {MIN_LIFETIME_SECONDS} to {MAX_LIFETIME_SECONDS} seconds (above 3600 needs the partner's constraints/iam.allowServiceAccountCredentialLifetimeExtension policy)"
+            ),
+        ))
+    }
+}
+
+pub(crate) fn validate_chunk_size(bytes: u64) -> Result<(), ConfigError> {
+    if bytes >= CHUNK_QUANTUM && bytes.is_multiple_of(CHUNK_QUANTUM) && bytes <= 1 << 30 {
+        Ok(())
+    } else {
+        Err(error(
+            "chunk_size",
+            format!("is {bytes}"),
+            "expected a multiple of 262144 (256 KiB) up to 1 GiB, e.g. 16777216 (16 MiB)",
+        ))
+    }
+}
+
+/// Google's bucket naming rules, the ones a typo breaks: 3-63 characters, or up to 222 when
+/// dots separate parts of at most 63.
+pub(crate) fn validate_bucket(bucket: &str) -> Result<(), ConfigError> {
+    let max = if bucket.contains('.') { 222 } else { 63 };
+    let ok = (3..=max).contains(&bucket.len())
+        && bucket.split('.').all(|part| part.len() <= 63)
+        && bucket.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
+        })
+        && bucket.as_bytes()[0].is_ascii_alphanumeric()
+        && bucket.as_bytes()[bucket.len() - 1].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(error(
+            "bucket",
+            format!("is {bucket:?}"),
+            "expected a bucket name alone (3-63 lowercase letters, digits, '-', '_' or '.', up to \
+             222 with dots and at most 63 between them), without gs:// or a path",
+        ))
+    }
+}
+
+pub(crate) fn validate_prefix(prefix: &str) -> Result<(), ConfigError> {
+    let bad = prefix.starts_with('/')
+        || prefix.split('/').any(|s| s == "." || s == "..")
+        || prefix.chars().any(char::is_control)
+        || prefix.len() > 512;
+    if bad {
+        Err(error(
+            "prefix",
+            format!("is {prefix:?}"),
+            "expected an object-name prefix such as \"incoming/2026/\" (no leading '/', no '.' or '..' segments)",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+pub fn validate_region(field: &str, region: &str) -> Result<(), ConfigError> {
+    let ok = !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(error(
+            field,
+            format!("is {region:?}"),
+            "expected an AWS region such as \"us-east-1\"",
+        ))
+    }
+}
+
+pub(crate) fn validate_imds_url(field: &str, url: &str) -> Result<String, ConfigError> {
+    let host_ok = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .is_some_and(|host| IMDS_HOSTS.contains(&host));
+    if host_ok {
+        Ok(url.to_owned())
+    } else {
+        Err(error(
+            field,
+            format!("is {url:?}"),
+            "expected an AWS metadata URL on http://169.254.169.254 or http://[fd00:ec2::254]",
+        ))
+    }
+}
+
+pub(crate) fn validate_verification_url(url: &str) -> Result<String, ConfigError> {
+    let field = "credential_config.credential_source.regional_cred_verification_url";
+    let filled = url.replace("{region}", "us-east-1");
+    let uri = filled.parse::<http::Uri>().ok();
+    let host_ok = uri.as_ref().is_some_and(|u| {
+        u.scheme_str() == Some("https")
+            && u.host()
+                .is_some_and(|h| h.starts_with("sts.") && h.contains(".amazonaws.com"))
+    });
+    if host_ok && url.contains("GetCallerIdentity") {
+        Ok(url.to_owned())
+    } else {
+        Err(error(
+            field,
+            format!("is {url:?}"),
+            format!("expected \"{DEFAULT_CRED_VERIFICATION_URL}\""),
+        ))
+    }
+}

@@ -1,0 +1,210 @@
+//! The sidecar's HTTP surface, sans IO: what a request asks for ([`route`]), which object
+//! names an application may use ([`object_name`]), the object's settings from its headers
+//! ([`object_from_headers`]), the destinations from the environment ([`destinations`]) and the
+//! answers ([`Answer`]). The wasi:http glue only moves bytes.
+//!
+//! ```text
+//! GET  /healthz                                  200, the destinations (never a secret)
+//! PUT  /v1/objects/{name...}                     201 + receipt   (one destination)
+//! POST /v1/verify                                201 + receipt of the handshake object
+//! PUT  /v1/destinations/{id}/objects/{name...}   201 + receipt   (several destinations)
+//! POST /v1/destinations/{id}/verify
+//! ```
+
+pub mod answer;
+pub mod object_headers;
+pub mod routes;
+
+pub use answer::{Answer, status_for};
+pub use object_headers::{ObjectHeaders, object_from_headers};
+pub use routes::{Route, object_name, route};
+
+use crate::config::environment::{self, DEFAULT_ID};
+use crate::config::{ConfigError, Destination};
+use crate::error::Error;
+
+/// The destination a route names, from the configured ones.
+pub fn pick<'a>(
+    destinations: &'a [(String, Destination)],
+    wanted: Option<&str>,
+) -> Result<&'a Destination, Answer> {
+    match wanted {
+        Some(id) => destinations
+            .iter()
+            .find(|(have, _)| have == id)
+            .map(|(_, d)| d)
+            .ok_or_else(|| {
+                let ids: Vec<&str> = destinations.iter().map(|(id, _)| id.as_str()).collect();
+                Answer::refuse(
+                    404,
+                    format!(
+                        "no destination {id:?} is configured; configured: {}",
+                        ids.join(", ")
+                    ),
+                )
+            }),
+        None => match destinations {
+            [(_, only)] => Ok(only),
+            _ => {
+                let ids: Vec<&str> = destinations.iter().map(|(id, _)| id.as_str()).collect();
+                Err(Answer::refuse(
+                    400,
+                    format!(
+                        "several destinations are configured ({}): use \
+                         /v1/destinations/ID/objects/NAME or /v1/destinations/ID/verify",
+                        ids.join(", ")
+                    ),
+                ))
+            }
+        },
+    }
+}
+
+/// The configured destinations, validated, from `lookup` (the environment, then `wasi:config`)
+/// and `read_file` (for a `WIF_PUSH_CREDENTIAL_CONFIG` that names a file). Every error names
+/// the variable at fault.
+pub fn destinations(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    read_file: &dyn Fn(&str) -> std::io::Result<String>,
+) -> Result<Vec<(String, Destination)>, Error> {
+    let listed = environment::destination_ids(lookup)?;
+    let several = listed.is_some();
+    let ids = listed.unwrap_or_else(|| vec![DEFAULT_ID.to_owned()]);
+    ids.into_iter()
+        .map(|id| {
+            let own = several.then_some(id.as_str());
+            let destination = destination(own, lookup, read_file).map_err(|e| {
+                let mut error = Error::from(e);
+                if let Some(id) = own {
+                    error.message = format!("destination {id}: {}", error.message);
+                }
+                error
+            })?;
+            Ok((id, destination))
+        })
+        .collect()
+}
+
+fn destination(
+    id: Option<&str>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    read_file: &dyn Fn(&str) -> std::io::Result<String>,
+) -> Result<Destination, ConfigError> {
+    let (mut settings, set_by) = environment::settings(id, lookup)?;
+    settings
+        .read_credential_config(read_file)
+        .map_err(|e| set_by.rename(e))?;
+    Destination::from_settings(&settings).map_err(|e| set_by.rename(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::error::Step;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    fn no_files(path: &str) -> std::io::Result<String> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{path}: no such file"),
+        ))
+    }
+
+    const FACTS: &[(&str, &str)] = &[
+        ("WIF_PUSH_PROJECT_NUMBER", "123456789012"),
+        ("WIF_PUSH_POOL_ID", "partner-pool"),
+        ("WIF_PUSH_PROVIDER_ID", "aws-sender"),
+        (
+            "WIF_PUSH_SERVICE_ACCOUNT",
+            "uploader@partner.iam.gserviceaccount.com",
+        ),
+        ("WIF_PUSH_BUCKET", "partner-inbox"),
+    ];
+
+    #[test]
+    fn one_destination_from_the_environment() {
+        let list = destinations(&env(FACTS), &no_files).unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].0, "default");
+        assert_eq!(list[0].1.bucket, "partner-inbox");
+        assert!(pick(&list, None).is_ok());
+        assert!(pick(&list, Some("default")).is_ok());
+        assert_eq!(pick(&list, Some("other")).unwrap_err().status, 404);
+    }
+
+    #[test]
+    fn several_destinations_share_settings_and_override_them() {
+        let mut pairs = FACTS.to_vec();
+        pairs.push(("WIF_PUSH_DESTINATIONS", "partner-a, partner-b"));
+        pairs.push(("WIF_PUSH_PARTNER_B_BUCKET", "b-inbox"));
+        pairs.push(("WIF_PUSH_PARTNER_B_PREFIX", "from-us/"));
+        let list = destinations(&env(&pairs), &no_files).unwrap();
+        assert_eq!(list[0].0, "partner-a");
+        assert_eq!(list[0].1.bucket, "partner-inbox");
+        assert_eq!(list[1].1.bucket, "b-inbox");
+        assert_eq!(list[1].1.prefix, "from-us/");
+        assert_eq!(pick(&list, None).unwrap_err().status, 400);
+        assert_eq!(pick(&list, Some("partner-b")).unwrap().bucket, "b-inbox");
+    }
+
+    #[test]
+    fn configuration_errors_name_the_variable() {
+        let mut pairs = FACTS.to_vec();
+        pairs.push(("WIF_PUSH_CHUNK_SIZE", "lots"));
+        let err = destinations(&env(&pairs), &no_files).unwrap_err();
+        assert_eq!(err.step, Step::Config);
+        assert!(err.to_string().contains("WIF_PUSH_CHUNK_SIZE"), "{err}");
+
+        let missing: Vec<_> = FACTS
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "WIF_PUSH_BUCKET")
+            .collect();
+        let err = destinations(&env(&missing), &no_files).unwrap_err();
+        assert!(err.to_string().contains("WIF_PUSH_BUCKET"), "{err}");
+
+        let mut pairs = FACTS.to_vec();
+        pairs.push(("WIF_PUSH_DESTINATIONS", "Partner_A"));
+        let err = destinations(&env(&pairs), &no_files).unwrap_err();
+        assert!(err.to_string().contains("WIF_PUSH_DESTINATIONS"), "{err}");
+
+        let mut pairs = FACTS.to_vec();
+        pairs.push(("WIF_PUSH_DESTINATIONS", "a,b"));
+        pairs.push(("WIF_PUSH_B_CHUNK_SIZE", "1000"));
+        let err = destinations(&env(&pairs), &no_files).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("destination b") && text.contains("WIF_PUSH_B_CHUNK_SIZE"),
+            "{text}"
+        );
+
+        let err = destinations(
+            &env(&[("WIF_PUSH_CREDENTIAL_CONFIG_FILE", "/run/partner.json")]),
+            &no_files,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--dir"), "{err}");
+    }
+
+    #[test]
+    fn health_never_shows_secrets() {
+        let mut pairs = FACTS.to_vec();
+        pairs.push(("AWS_SECRET_ACCESS_KEY", "canary-secret"));
+        let list = destinations(&env(&pairs), &no_files).unwrap();
+        let answer = Answer::health(Ok(&list));
+        assert_eq!(answer.status, 200);
+        let text = &answer.body;
+        assert!(text.contains("partner-inbox") && !text.contains("canary"));
+        let err = Error::new(Step::Config, "bad");
+        assert_eq!(Answer::health(Err(&err)).status, 503);
+    }
+}
