@@ -14,6 +14,9 @@
 //! 4. `signing_key`: the key derived from the secret for the scope, and the HMAC of the string
 //!    to sign with it: the signature;
 //! 5. `sign`: the steps in order, ending in the instructions ([`SigningOutput`]).
+//!
+//! Deriving the key costs most of a signature; a caller that signs often keeps a
+//! [`SigningKeyCache`] and signs with [`sign_with_keys`]. The signer itself keeps no state.
 
 mod canonical_request;
 mod error;
@@ -32,8 +35,8 @@ pub use settings::{
     Credentials, PayloadChecksumHeader, PercentEncodingMode, SessionTokenMode, SignableBody,
     SignableRequest, SignatureLocation, SigningParams, SigningSettings, UriPathNormalization,
 };
-pub use sign::{SigningOutput, sign};
-pub use signing_key::signing_key;
+pub use sign::{SigningOutput, sign, sign_with_keys};
+pub use signing_key::{SigningKeyCache, signing_key};
 pub use string_to_sign::format_amz_date;
 pub use url::split_url;
 
