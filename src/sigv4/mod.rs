@@ -17,6 +17,7 @@
 //!
 //! Deriving the key costs most of a signature; a caller that signs often keeps a
 //! [`SigningKeyCache`] and signs with [`sign_with_keys`]. The signer itself keeps no state.
+//! [`sign_url`] signs a request given by its absolute URL, as the `wif:push/sigv4` export does.
 
 mod canonical_request;
 mod error;
@@ -38,7 +39,7 @@ pub use settings::{
 pub use sign::{SigningOutput, sign, sign_with_keys};
 pub use signing_key::{SigningKeyCache, signing_key};
 pub use string_to_sign::format_amz_date;
-pub use url::split_url;
+pub use url::{sign_url, split_url};
 
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// The SHA-256 of an empty payload.

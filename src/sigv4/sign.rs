@@ -28,7 +28,7 @@ pub fn sign_with_keys(
     sign_using(request, params, Some(keys))
 }
 
-fn sign_using(
+pub(super) fn sign_using(
     request: &SignableRequest<'_>,
     params: &SigningParams<'_>,
     keys: Option<&SigningKeyCache>,
