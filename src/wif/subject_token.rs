@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 use crate::config::Destination;
 use crate::secret::Secret;
 use crate::sigv4::{
-    self, Credentials, SignableBody, SignableRequest, SigningError, SigningParams, SigningSettings,
+    self, Credentials, SignableBody, SignableRequest, SigningError, SigningKeyCache, SigningParams,
+    SigningSettings,
 };
 
 pub const TARGET_RESOURCE_HEADER: &str = "x-goog-cloud-target-resource";
@@ -45,14 +46,15 @@ struct Header<'a> {
     value: &'a str,
 }
 
-/// Builds the URL-encoded subject token. It embeds the session token and a signature, so it is
-/// a secret.
+/// Builds the URL-encoded subject token, with the signing key from `signing_keys` when it holds
+/// it. It embeds the session token and a signature, so it is a secret.
 pub fn subject_token(
     credentials: &Credentials,
     region: &str,
     destination: &Destination,
     time: OffsetDateTime,
     target: TargetResource,
+    signing_keys: &SigningKeyCache,
 ) -> Result<Secret, SigningError> {
     let url = destination.federation.cred_verification_url(region);
     let (host, path_and_query) = sigv4::split_url(&url)?;
@@ -63,7 +65,7 @@ pub fn subject_token(
             destination.federation.audience.as_str(),
         ));
     }
-    let signed = sigv4::sign(
+    let signed = sigv4::sign_with_keys(
         &SignableRequest {
             method: "POST",
             path_and_query: &path_and_query,
@@ -77,6 +79,7 @@ pub fn subject_token(
             time,
             settings: SigningSettings::default(),
         },
+        signing_keys,
     )?;
     // google-auth's header order: Authorization, host, x-amz-date, x-amz-security-token, target.
     let mut headers = vec![
@@ -151,6 +154,7 @@ mod tests {
             &destination(),
             time,
             TargetResource::Signed,
+            &SigningKeyCache::new(),
         )
         .unwrap();
         assert!(
@@ -203,6 +207,7 @@ mod tests {
             &destination(),
             datetime!(2020-08-11 06:55:22 UTC),
             TargetResource::Unsigned,
+            &SigningKeyCache::new(),
         )
         .unwrap();
         let v = decode(&token);

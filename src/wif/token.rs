@@ -13,6 +13,7 @@ use crate::error::{Error, Step};
 use crate::io::{Io, Request, Response};
 use crate::retry::{Backoff, retry};
 use crate::secret::Secret;
+use crate::sigv4::SigningKeyCache;
 use crate::wif::subject_token::{TargetResource, subject_token};
 use crate::wif::{iam, sts};
 
@@ -32,6 +33,8 @@ pub struct AccessToken {
 pub struct TokenSource {
     tokens: HashMap<String, AccessToken>,
     aws: Option<AwsCredentials>,
+    /// The subject token's signing keys, so each is derived once per secret and day.
+    signing_keys: SigningKeyCache,
 }
 
 /// One cache entry per audience, service account and lifetime.
@@ -149,7 +152,15 @@ impl TokenSource {
         } else {
             TargetResource::Unsigned
         };
-        subject_token(&credentials.credentials, &region, destination, time, target).map_err(|e| {
+        let token = subject_token(
+            &credentials.credentials,
+            &region,
+            destination,
+            time,
+            target,
+            &self.signing_keys,
+        );
+        token.map_err(|e| {
             let fix = match credentials.source {
                 Source::Environment => {
                     "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION"
