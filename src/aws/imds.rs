@@ -1,7 +1,7 @@
 //! The EC2 instance metadata service (IMDS) client the credentials and the region share: an
 //! IMDSv2 session token, fetched once, then GETs that carry it.
 
-use super::{send, status_error};
+use super::{Quote, send, status_error};
 use crate::config::AwsSource;
 use crate::error::{Error, Step};
 use crate::io::Io;
@@ -53,7 +53,7 @@ impl<'a> Imds<'a> {
             200 => Some(Secret::new(String::from_utf8_lossy(response.body()).trim())),
             403..=405 if self.v1_fallback => None,
             status => {
-                return Err(status_error(step, "the EC2 metadata service (IMDSv2 token)", url, &response)
+                return Err(status_error(step, "the EC2 metadata service (IMDSv2 token)", url, &response, Quote::Excerpt)
                     .with_fix(if (403..=405).contains(&status) {
                         "off EC2, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; on EC2, enable IMDSv2 \
                          (or set imds_v1_fallback = true to allow IMDSv1)"
@@ -67,8 +67,15 @@ impl<'a> Imds<'a> {
         Ok(token)
     }
 
-    /// The text at `url`, with the session token when there is one.
-    pub(super) fn get(&mut self, io: &mut dyn Io, url: &str, step: Step) -> Result<String, Error> {
+    /// The text at `url`, with the session token when there is one; `quote` says what an error
+    /// may say of a refusal.
+    pub(super) fn get(
+        &mut self,
+        io: &mut dyn Io,
+        url: &str,
+        step: Step,
+        quote: Quote,
+    ) -> Result<String, Error> {
         let token = self.token(io, step)?;
         let mut request = http::Request::get(url);
         if let Some(token) = &token {
@@ -79,7 +86,7 @@ impl<'a> Imds<'a> {
             .map_err(|_| Error::new(step, format!("the metadata URL {url:?} is not valid")))?;
         let response = send(io, request, step, "the EC2 metadata service").map_err(off_ec2)?;
         if response.status() != 200 {
-            let err = status_error(step, "the EC2 metadata service", url, &response);
+            let err = status_error(step, "the EC2 metadata service", url, &response, quote);
             return Err(if response.status() == 404 {
                 err.with_fix("attach an IAM role (instance profile) to the instance")
             } else {

@@ -25,6 +25,8 @@ pub use region::region;
 
 use std::time::Duration;
 
+use serde::Deserialize;
+
 use crate::error::{Error, Step, excerpt};
 use crate::io::{Io, Request, Response};
 
@@ -41,16 +43,51 @@ fn send(io: &mut dyn Io, request: Request, step: Step, what: &str) -> Result<Res
         .map_err(|e| Error::no_answer(step, format!("{what} did not answer: {e}"), &e))
 }
 
-fn status_error(step: Step, what: &str, url: &str, response: &Response) -> Error {
+/// What an error may say of the body of an answer that is not the one asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Quote {
+    /// An excerpt: the endpoint answers nothing secret (the IMDSv2 token's refusal, the zone).
+    Excerpt,
+    /// Only the JSON `code` and `message`, when they parse: the answer may hold keys.
+    CodeAndMessage,
+}
+
+/// `what` at `url` answered with a status other than 200.
+fn status_error(step: Step, what: &str, url: &str, response: &Response, quote: Quote) -> Error {
     let status = response.status().as_u16();
+    let said = match quote {
+        Quote::Excerpt => excerpt(response.body(), 200),
+        Quote::CodeAndMessage => code_and_message(response.body()),
+    };
     Error::answered(
         step,
         status,
-        format!(
-            "{what} ({url}) answered {status}: {}",
-            excerpt(response.body(), 200)
-        ),
+        format!("{what} ({url}) answered {status}: {said}"),
     )
+}
+
+/// `code: message` of a JSON error answer (ECS spells them in lower case, IMDS capitalised),
+/// each cut short; never the body itself.
+fn code_and_message(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct Refusal {
+        #[serde(alias = "Code")]
+        code: Option<String>,
+        #[serde(alias = "Message")]
+        message: Option<String>,
+    }
+    let said: Vec<String> = serde_json::from_slice::<Refusal>(body)
+        .into_iter()
+        .flat_map(|refusal| [refusal.code, refusal.message])
+        .flatten()
+        .map(|text| excerpt(text.as_bytes(), 100))
+        .filter(|text| !text.is_empty())
+        .collect();
+    if said.is_empty() {
+        "(not quoted: the answer may hold credentials)".to_owned()
+    } else {
+        said.join(": ")
+    }
 }
 
 /// What the tests of the providers share.

@@ -1,7 +1,7 @@
 //! The AWS region, from the configuration, the environment or the instance's availability zone.
 
-use super::env;
 use super::imds::Imds;
+use super::{Quote, env};
 use crate::config::AwsSource;
 use crate::error::{Error, Step};
 use crate::io::Io;
@@ -28,7 +28,7 @@ pub fn region(
             .with_fix("set AWS_REGION, or aws_region in the destination configuration"));
     };
     let mut imds = Imds::new(source, imds_v1_fallback);
-    let zone = imds.get(io, url, Step::AwsRegion)?;
+    let zone = imds.get(io, url, Step::AwsRegion, Quote::Excerpt)?;
     let zone = zone.trim();
     // An availability zone is its region plus one letter: us-east-1b.
     let region = zone

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use super::{AwsCredentials, Provider, cred_error, parse_credentials};
-use crate::aws::{env, send, status_error};
+use crate::aws::{Quote, env, send, status_error};
 use crate::error::{Error, Step};
 use crate::io::{Io, Request};
 
@@ -89,7 +89,7 @@ pub(super) fn credentials(io: &mut dyn Io, request: Request) -> Result<AwsCreden
         "the container credentials endpoint",
     )?;
     if response.status() != 200 {
-        return Err(status_error(Step::AwsCredentials, "the container credentials endpoint", &url, &response)
+        return Err(status_error(Step::AwsCredentials, "the container credentials endpoint", &url, &response, Quote::CodeAndMessage)
             .with_fix("check the task role (ECS) or pod identity association (EKS), and AWS_CONTAINER_AUTHORIZATION_TOKEN[_FILE]"));
     }
     parse_credentials(response.body(), Provider::Container)
@@ -135,5 +135,35 @@ mod tests {
         let err = credentials(&mut io, &source(), false).unwrap_err();
         assert!(err.message.contains("plain HTTP"), "{err}");
         assert!(io.sent.is_empty());
+    }
+
+    /// The endpoint's answer may hold keys: a refusal is told by its status and its JSON `code`
+    /// and `message`, never quoted.
+    #[test]
+    fn refusals_are_described_not_quoted() {
+        let mut io = FakeIo::new();
+        io.set_env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/creds");
+        io.on("GET http://169.254.170.2/v2/creds", |_| {
+            respond(
+                403,
+                r#"{"code":"AccessDenied","message":"the task role cannot be assumed","SecretAccessKey":"canary-secret"}"#,
+            )
+        });
+        let err = credentials(&mut io, &source(), false).unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains("canary"), "{text}");
+        assert!(
+            err.message
+                .contains("answered 403: AccessDenied: the task role cannot be assumed"),
+            "{err}"
+        );
+        io.on("GET http://169.254.170.2/v2/creds", |_| {
+            respond(500, "AccessKeyId=ASIAEXAMPLE SecretAccessKey=canary-secret")
+        });
+        let err = credentials(&mut io, &source(), false).unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains("canary"), "{text}");
+        assert!(err.message.contains("answered 500"), "{err}");
+        assert_eq!(err.status, Some(500));
     }
 }

@@ -2,6 +2,7 @@
 //! then that role's credentials.
 
 use super::{AwsCredentials, Provider, cred_error, parse_credentials};
+use crate::aws::Quote;
 use crate::aws::imds::Imds;
 use crate::config::AwsSource;
 use crate::error::{Error, Step};
@@ -15,7 +16,7 @@ pub(super) fn credentials(
     url: &str,
 ) -> Result<AwsCredentials, Error> {
     let mut imds = Imds::new(source, v1_fallback);
-    let roles = imds.get(io, url, Step::AwsCredentials)?;
+    let roles = imds.get(io, url, Step::AwsCredentials, Quote::CodeAndMessage)?;
     let role = roles.lines().next().unwrap_or("").trim();
     if role.is_empty() || role.contains('/') {
         return Err(cred_error(format!(
@@ -27,6 +28,7 @@ pub(super) fn credentials(
         io,
         &format!("{}/{role}", url.trim_end_matches('/')),
         Step::AwsCredentials,
+        Quote::CodeAndMessage,
     )?;
     parse_credentials(body.as_bytes(), Provider::InstanceMetadata)
 }
@@ -88,5 +90,35 @@ mod tests {
         let mut io = FakeIo::new();
         setup(&mut io);
         assert!(credentials(&mut io, &source(), true).is_ok());
+    }
+
+    #[test]
+    fn credential_refusals_are_described_not_quoted() {
+        let mut io = FakeIo::new();
+        io.on("PUT http://169.254.169.254/latest/api/token", |_| {
+            respond(200, "session")
+        });
+        io.on(
+            "GET http://169.254.169.254/latest/meta-data/iam/security-credentials",
+            |req| {
+                if req.uri().path().ends_with("/uploader") {
+                    respond(
+                        500,
+                        r#"{"Code":"InternalError","Message":"try again","Token":"canary-token"}"#,
+                    )
+                } else {
+                    respond(200, "uploader")
+                }
+            },
+        );
+        let err = credentials(&mut io, &source(), false).unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains("canary"), "{text}");
+        assert!(
+            err.message
+                .contains("answered 500: InternalError: try again"),
+            "{err}"
+        );
+        assert!(err.transient);
     }
 }
