@@ -100,6 +100,7 @@ mod tests {
     use super::super::Provider;
     use crate::aws::credentials;
     use crate::aws::fixtures::{CREDS_JSON, source};
+    use crate::io::{TransportError, TransportErrorKind};
     use crate::testing::{FakeIo, respond};
 
     #[test]
@@ -165,5 +166,28 @@ mod tests {
         assert!(!text.contains("canary"), "{text}");
         assert!(err.message.contains("answered 500"), "{err}");
         assert_eq!(err.status, Some(500));
+    }
+
+    #[test]
+    fn transient_from_the_status_or_the_transport() {
+        let error_for = |answer: Result<(u16, &'static str), TransportErrorKind>| {
+            let mut io = FakeIo::new();
+            io.set_env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/creds");
+            io.on("GET http://169.254.170.2/v2/creds", move |_| match answer {
+                Ok((status, body)) => respond(status, body),
+                Err(kind) => Err(TransportError::new(kind, "no answer")),
+            });
+            credentials(&mut io, &source(), false).unwrap_err()
+        };
+        let err = error_for(Ok((503, "busy")));
+        assert!(err.transient && err.status == Some(503), "{err:?}");
+        let err = error_for(Ok((429, "slow down")));
+        assert!(err.transient && err.status == Some(429), "{err:?}");
+        let err = error_for(Ok((403, "no")));
+        assert!(!err.transient && err.status == Some(403), "{err:?}");
+        let err = error_for(Err(TransportErrorKind::Timeout));
+        assert!(err.transient && err.status.is_none(), "{err:?}");
+        let err = error_for(Err(TransportErrorKind::Denied));
+        assert!(!err.transient && err.status.is_none(), "{err:?}");
     }
 }
