@@ -55,12 +55,16 @@ pub(super) fn request(io: &dyn Io) -> Result<Option<Request>, Error> {
 
 /// The AWS SDKs' rule: HTTPS anywhere, plain HTTP only to loopback or the ECS/EKS addresses.
 fn validate_url(url: &str) -> Result<(), Error> {
-    let uri: http::Uri = url.parse().map_err(|_| {
-        cred_error(format!(
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI {url:?} is not a URL"
+    let uri = url
+        .parse::<http::Uri>()
+        .ok()
+        .filter(|uri| uri.scheme().is_some() && uri.host().is_some());
+    let Some(uri) = uri else {
+        return Err(cred_error(format!(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI {url:?} is not a URL with a scheme and a host"
         ))
-        .with_fix("expected e.g. http://169.254.170.23/v1/credentials")
-    })?;
+        .with_fix("expected e.g. http://169.254.170.23/v1/credentials"));
+    };
     let host = uri
         .host()
         .unwrap_or("")
@@ -135,6 +139,16 @@ mod tests {
         );
         let err = credentials(&mut io, &source(), false).unwrap_err();
         assert!(err.message.contains("plain HTTP"), "{err}");
+        assert!(io.sent.is_empty());
+    }
+
+    /// ecs-tests.json, "invalid full uri": a path alone is not taken for plain HTTP.
+    #[test]
+    fn ecs_full_uri_without_a_host_says_so() {
+        let mut io = FakeIo::new();
+        io.set_env("AWS_CONTAINER_CREDENTIALS_FULL_URI", "/credentials");
+        let err = credentials(&mut io, &source(), false).unwrap_err();
+        assert!(err.message.contains("with a scheme and a host"), "{err}");
         assert!(io.sent.is_empty());
     }
 
