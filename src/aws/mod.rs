@@ -97,6 +97,8 @@ mod fixtures {
         AwsSource, DEFAULT_CRED_VERIFICATION_URL, DEFAULT_IMDS_CREDENTIALS_URL,
         DEFAULT_IMDS_REGION_URL, DEFAULT_IMDSV2_SESSION_TOKEN_URL,
     };
+    use crate::error::Error;
+    use crate::testing::FakeIo;
 
     /// The credential configuration's defaults: IMDSv2 at 169.254.169.254.
     pub(super) fn source() -> AwsSource {
@@ -106,6 +108,14 @@ mod fixtures {
             cred_verification_url: DEFAULT_CRED_VERIFICATION_URL.into(),
             imdsv2_session_token_url: Some(DEFAULT_IMDSV2_SESSION_TOKEN_URL.into()),
         }
+    }
+
+    /// The chain's error, checked to quote nothing of the canary secret the endpoint answered.
+    pub(super) fn error_without_canary(io: &mut FakeIo) -> Error {
+        let err = crate::aws::credentials(io, &source(), false).unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains("canary"), "{text}");
+        err
     }
 
     pub(super) const CREDS_JSON: &str = r#"{"Code":"Success","AccessKeyId":"ASIAEXAMPLE","SecretAccessKey":"canary-secret","Token":"canary-token","Expiration":"2026-11-26T18:00:00Z"}"#;

@@ -37,7 +37,7 @@ pub(super) fn credentials(
 mod tests {
     use super::super::Provider;
     use crate::aws::credentials;
-    use crate::aws::fixtures::{CREDS_JSON, source};
+    use crate::aws::fixtures::{CREDS_JSON, error_without_canary, source};
     use crate::aws::imds::{IMDS_TOKEN_HEADER, IMDS_TOKEN_TTL_HEADER};
     use crate::testing::{FakeIo, respond};
 
@@ -111,9 +111,7 @@ mod tests {
                 }
             },
         );
-        let err = credentials(&mut io, &source(), false).unwrap_err();
-        let text = format!("{err} {err:?}");
-        assert!(!text.contains("canary"), "{text}");
+        let err = error_without_canary(&mut io);
         assert!(
             err.message
                 .contains("answered 500: InternalError: try again"),
