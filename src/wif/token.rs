@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::aws::{self, AwsCredentials, Source};
+use crate::aws::{self, AwsCredentials, Provider};
 use crate::config::Destination;
 use crate::error::{Error, Step};
 use crate::io::{Io, Request, Response};
@@ -162,11 +162,11 @@ impl TokenSource {
         );
         token.map_err(|e| {
             let fix = match credentials.source {
-                Source::Environment => {
+                Provider::Environment => {
                     "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION"
                 }
-                Source::Container => "check the container credentials endpoint's answer",
-                Source::InstanceMetadata => "check the instance profile's credentials",
+                Provider::Container => "check the container credentials endpoint's answer",
+                Provider::InstanceMetadata => "check the instance profile's credentials",
             };
             Error::new(Step::SubjectToken, e.to_string()).with_fix(fix)
         })
@@ -180,7 +180,7 @@ impl TokenSource {
         destination: &Destination,
     ) -> Result<AwsCredentials, Error> {
         if let Some(cached) = &self.aws
-            && cached.source != Source::Environment
+            && cached.source != Provider::Environment
             && cached
                 .expires_at
                 .is_none_or(|t| t - REFRESH_SLACK > io.now())

@@ -1,0 +1,79 @@
+//! The AWS region, from the configuration, the environment or the instance's availability zone.
+
+use super::imds::Imds;
+use super::{Quote, env};
+use crate::config::AwsSource;
+use crate::error::{Error, Step};
+use crate::io::Io;
+
+/// The AWS region: the destination's `aws_region`, then `AWS_REGION`, `AWS_DEFAULT_REGION`,
+/// then the instance's availability zone from IMDS.
+pub fn region(
+    io: &mut dyn Io,
+    configured: Option<&str>,
+    source: &AwsSource,
+    imds_v1_fallback: bool,
+) -> Result<String, Error> {
+    if let Some(region) = configured {
+        return Ok(region.to_owned());
+    }
+    for var in ["AWS_REGION", "AWS_DEFAULT_REGION"] {
+        if let Some(region) = env(io, var) {
+            crate::config::validate_region(var, region.trim())?;
+            return Ok(region.trim().to_owned());
+        }
+    }
+    let Some(url) = &source.region_url else {
+        return Err(Error::new(Step::AwsRegion, "no AWS region is set")
+            .with_fix("set AWS_REGION, or aws_region in the destination configuration"));
+    };
+    let mut imds = Imds::new(source, imds_v1_fallback);
+    let zone = imds.get(io, url, Step::AwsRegion, Quote::Excerpt)?;
+    let zone = zone.trim();
+    // An availability zone is its region plus one letter: us-east-1b.
+    let region = zone
+        .strip_suffix(|c: char| c.is_ascii_lowercase())
+        .filter(|r| r.ends_with(|c: char| c.is_ascii_digit()))
+        .ok_or_else(|| {
+            Error::new(
+                Step::AwsRegion,
+                format!("IMDS answered availability zone {zone:?}, which names no region"),
+            )
+            .with_fix("set AWS_REGION")
+        })?;
+    Ok(region.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::fixtures::source;
+    use crate::testing::{FakeIo, respond};
+
+    #[test]
+    fn region_order_and_availability_zone() {
+        let mut io = FakeIo::new();
+        io.set_env("AWS_DEFAULT_REGION", "eu-west-1")
+            .set_env("AWS_REGION", "eu-west-3");
+        assert_eq!(
+            region(&mut io, None, &source(), false).unwrap(),
+            "eu-west-3"
+        );
+        assert_eq!(
+            region(&mut io, Some("ap-south-1"), &source(), false).unwrap(),
+            "ap-south-1"
+        );
+        let mut io = FakeIo::new();
+        io.on("PUT http://169.254.169.254/latest/api/token", |_| {
+            respond(200, "t")
+        });
+        io.on(
+            "GET http://169.254.169.254/latest/meta-data/placement",
+            |_| respond(200, "us-west-2c"),
+        );
+        assert_eq!(
+            region(&mut io, None, &source(), false).unwrap(),
+            "us-west-2"
+        );
+    }
+}
