@@ -486,7 +486,7 @@ mod tests {
     #[test]
     fn hostile_tokens_are_refused_not_panicked_on() {
         let now = time::macros::datetime!(2025-06-01 12:00:00 UTC);
-        let identities = crate::emulator::EmulatorConfig::demo().identities;
+        let identities = crate::EmulatorConfig::demo().identities;
         // Well-formed up to the signature, with headers that cannot be canonicalized.
         let signable = |name: &str, value: &str| {
             serde_json::json!({
