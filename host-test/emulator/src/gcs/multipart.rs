@@ -1,10 +1,60 @@
-//! A streaming `multipart/related` reader for `uploadType=multipart`: the metadata part is small
-//! and read whole; the media part streams to a sink as the frames arrive, holding back only the
-//! few bytes that might begin the closing delimiter.
+//! `uploadType=multipart`: JSON metadata, then the media, in one `multipart/related` body, read
+//! by a streaming reader: the metadata part is small and read whole; the media part streams to a
+//! sink as the frames arrive, holding back only the few bytes that might begin the closing
+//! delimiter.
 
+use std::collections::HashMap;
+
+use http::header::CONTENT_TYPE;
+use http::request::Parts;
 use memchr::memmem;
 
+use super::Fail;
 use super::body::{Body, Cut};
+use super::errors::bad_request;
+use super::object::UploadMetadata;
+use super::params::{goog_hash, header_str};
+use super::upload::{create, declares_md5, stage};
+use crate::reply::Reply;
+use crate::state::State;
+
+/// `uploadType=multipart`: JSON metadata, then the media, in one `multipart/related` body.
+pub(super) async fn upload(
+    state: &State,
+    parts: &Parts,
+    query: &HashMap<String, String>,
+    if_generation_match: Option<i64>,
+    body: &mut Body,
+) -> Result<Reply, Fail> {
+    let boundary = header_str(&parts.headers, CONTENT_TYPE.as_str())
+        .and_then(boundary)
+        .ok_or_else(|| {
+            bad_request(
+                "invalid",
+                "Invalid multipart request: the Content-Type must be multipart/related with a \
+                 boundary.",
+            )
+        })?;
+    let mut reader = Reader::new(body, &boundary);
+    let (metadata, media) = reader.metadata().await?;
+    let spec = UploadMetadata::parse(&metadata)?.spec(
+        query.get("name").map(String::as_str),
+        media.content_type.as_deref(),
+    )?;
+    let hash_header = goog_hash(&parts.headers)?;
+    // A doomed upload is still read to its end (so the client hears the answer), not kept.
+    let doomed = state
+        .gcs
+        .check(state, &spec.name, if_generation_match)
+        .err();
+    let md5_declared = declares_md5(&spec, hash_header.as_ref());
+    let mut staging = stage(state, doomed.is_some(), md5_declared)?;
+    reader.media(|data| staging.write(data)).await?;
+    if let Some(reply) = doomed {
+        return Ok(reply);
+    }
+    create(state, spec, hash_header, if_generation_match, staging)
+}
 
 /// The metadata part (and the preamble) may not exceed this.
 const METADATA_LIMIT: usize = 1 << 20;

@@ -11,8 +11,10 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+use super::UNRESERVED;
+use super::errors::bad_request;
 use super::store::{Digest, decode_checksum};
-use super::{Reply, UNRESERVED, bad_request};
+use crate::reply::Reply;
 
 /// An object in the emulated bucket.
 #[derive(Clone, Debug, PartialEq, Eq)]

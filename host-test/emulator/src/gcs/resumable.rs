@@ -27,12 +27,14 @@ use rand::distr::{Alphanumeric, SampleString};
 use serde_json::Value;
 
 use super::body::{Body, Cut};
+use super::errors::{bad_request, gcs_error, internal};
 use super::object::{Expected, ObjectSpec, UploadMetadata};
+use super::params::{goog_hash, header_str, header_u64};
 use super::store::{CHUNK_GRANULARITY, Staging};
-use super::{
-    Fail, GcsLog, Reply, State, UNRESERVED, bad_request, created, gcs_error, goog_hash, header_str,
-    header_u64, internal, lock,
-};
+use super::upload::created;
+use super::{Fail, GcsLog, UNRESERVED};
+use crate::reply::Reply;
+use crate::state::{State, lock};
 
 /// The metadata that starts a session may not exceed this.
 const METADATA_LIMIT: usize = 1 << 20;
