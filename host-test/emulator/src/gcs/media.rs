@@ -9,8 +9,8 @@ use super::Fail;
 use super::body::Body;
 use super::errors::internal;
 use super::object::UploadMetadata;
-use super::params::{goog_hash, header_str};
-use super::upload::{create, declares_md5, stage};
+use super::params::header_str;
+use super::upload::Single;
 use crate::reply::Reply;
 use crate::state::State;
 
@@ -26,18 +26,9 @@ pub(super) async fn upload(
         query.get("name").map(String::as_str),
         header_str(&parts.headers, CONTENT_TYPE.as_str()),
     )?;
-    let hash_header = goog_hash(&parts.headers)?;
-    let doomed = state
-        .gcs
-        .check(state, &spec.name, if_generation_match)
-        .err();
-    let md5_declared = declares_md5(&spec, hash_header.as_ref());
-    let mut staging = stage(state, doomed.is_some(), md5_declared)?;
+    let mut upload = Single::begin(state, spec, &parts.headers, if_generation_match)?;
     while let Some(data) = body.next().await? {
-        staging.write(&data).map_err(internal)?;
+        upload.staging.write(&data).map_err(internal)?;
     }
-    if let Some(reply) = doomed {
-        return Ok(reply);
-    }
-    create(state, spec, hash_header, if_generation_match, staging)
+    upload.finish(state)
 }

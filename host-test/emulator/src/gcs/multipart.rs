@@ -13,8 +13,8 @@ use super::Fail;
 use super::body::{Body, Cut};
 use super::errors::bad_request;
 use super::object::UploadMetadata;
-use super::params::{goog_hash, header_str};
-use super::upload::{create, declares_md5, stage};
+use super::params::header_str;
+use super::upload::Single;
 use crate::reply::Reply;
 use crate::state::State;
 
@@ -41,19 +41,9 @@ pub(super) async fn upload(
         query.get("name").map(String::as_str),
         media.content_type.as_deref(),
     )?;
-    let hash_header = goog_hash(&parts.headers)?;
-    // A doomed upload is still read to its end (so the client hears the answer), not kept.
-    let doomed = state
-        .gcs
-        .check(state, &spec.name, if_generation_match)
-        .err();
-    let md5_declared = declares_md5(&spec, hash_header.as_ref());
-    let mut staging = stage(state, doomed.is_some(), md5_declared)?;
-    reader.media(|data| staging.write(data)).await?;
-    if let Some(reply) = doomed {
-        return Ok(reply);
-    }
-    create(state, spec, hash_header, if_generation_match, staging)
+    let mut upload = Single::begin(state, spec, &parts.headers, if_generation_match)?;
+    reader.media(|data| upload.staging.write(data)).await?;
+    upload.finish(state)
 }
 
 /// The metadata part (and the preamble) may not exceed this.
