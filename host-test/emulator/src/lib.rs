@@ -259,7 +259,7 @@ impl Emulator {
 
     /// Test support: an access token for the service account, valid for an hour of the
     /// emulator's clock, with the `devstorage.read_write` scope, issued without the STS and IAM
-    /// round trips (which `tests/emulator.rs` covers).
+    /// round trips (which `tests/sts.rs` and `tests/iam.rs` cover).
     pub fn issue_access_token_for_tests(&self) -> String {
         let token = new_token("ya29.c.test-");
         lock(&self.state.access_tokens).insert(
