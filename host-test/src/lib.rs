@@ -4,8 +4,10 @@
 pub mod bench;
 pub mod demo;
 pub mod dest;
-pub mod emulator;
 pub mod outbound;
 pub mod runtime;
 pub mod serve;
 pub mod sign;
+
+/// The Google emulator is the crate `wif-push-emulator`; it keeps its name here.
+pub use wif_push_emulator as emulator;

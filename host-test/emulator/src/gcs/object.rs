@@ -11,8 +11,10 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+use super::UNRESERVED;
+use super::errors::bad_request;
 use super::store::{Digest, decode_checksum};
-use super::{Reply, UNRESERVED, bad_request};
+use crate::reply::Reply;
 
 /// An object in the emulated bucket.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,13 +24,13 @@ pub struct StoredObject {
     pub size: u64,
     /// Base64 of the big-endian CRC32C, as GCS writes it.
     pub crc32c: String,
-    /// Base64 of the MD5 (empty if [`Storage::Benchmark`](super::super::Storage) did not compute it).
+    /// Base64 of the MD5 (empty if [`Storage::Benchmark`](crate::Storage) did not compute it).
     pub md5_hash: String,
-    /// Empty with [`Storage::Benchmark`](super::super::Storage).
+    /// Empty with [`Storage::Benchmark`](crate::Storage).
     pub sha256_hex: String,
     pub content_type: String,
     pub metadata: BTreeMap<String, String>,
-    /// The file holding the bytes; `None` with [`Storage::Discard`](super::super::Storage).
+    /// The file holding the bytes; `None` with [`Storage::Discard`](crate::Storage).
     pub path: Option<PathBuf>,
 }
 

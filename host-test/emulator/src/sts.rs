@@ -8,8 +8,10 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use time::Duration;
 
-use super::aws_request::{self, Rejection};
-use super::{FederatedToken, Misconfig, Reply, State, lock, new_token};
+use crate::Misconfig;
+use crate::reply::Reply;
+use crate::state::{FederatedToken, State, lock, new_token};
+use crate::subject_token::{self, Rejection};
 
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -17,7 +19,7 @@ const AWS_TOKEN_TYPE: &str = "urn:ietf:params:aws:token-type:aws4_request";
 /// Federated tokens live an hour; Google reports one second less, as it rounds down.
 const FEDERATED_TOKEN_LIFETIME: Duration = Duration::hours(1);
 
-pub(super) fn exchange(state: &State, headers: &HeaderMap, body: &[u8]) -> Reply {
+pub(crate) fn exchange(state: &State, headers: &HeaderMap, body: &[u8]) -> Reply {
     match try_exchange(state, headers, body) {
         Ok(reply) | Err(reply) => reply,
     }
@@ -55,7 +57,7 @@ fn try_exchange(state: &State, headers: &HeaderMap, body: &[u8]) -> Result<Reply
     }
 
     let now = state.now();
-    let identity = aws_request::verify(
+    let identity = subject_token::verify(
         subject_token,
         &expected_audience,
         &config.identities,

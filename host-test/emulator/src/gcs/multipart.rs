@@ -1,10 +1,50 @@
-//! A streaming `multipart/related` reader for `uploadType=multipart`: the metadata part is small
-//! and read whole; the media part streams to a sink as the frames arrive, holding back only the
-//! few bytes that might begin the closing delimiter.
+//! `uploadType=multipart`: JSON metadata, then the media, in one `multipart/related` body, read
+//! by a streaming reader: the metadata part is small and read whole; the media part streams to a
+//! sink as the frames arrive, holding back only the few bytes that might begin the closing
+//! delimiter.
 
+use std::collections::HashMap;
+
+use http::header::CONTENT_TYPE;
+use http::request::Parts;
 use memchr::memmem;
 
+use super::Fail;
 use super::body::{Body, Cut};
+use super::errors::bad_request;
+use super::object::UploadMetadata;
+use super::params::header_str;
+use super::upload::Single;
+use crate::reply::Reply;
+use crate::state::State;
+
+/// `uploadType=multipart`: JSON metadata, then the media, in one `multipart/related` body.
+pub(super) async fn upload(
+    state: &State,
+    parts: &Parts,
+    query: &HashMap<String, String>,
+    if_generation_match: Option<i64>,
+    body: &mut Body,
+) -> Result<Reply, Fail> {
+    let boundary = header_str(&parts.headers, CONTENT_TYPE.as_str())
+        .and_then(boundary)
+        .ok_or_else(|| {
+            bad_request(
+                "invalid",
+                "Invalid multipart request: the Content-Type must be multipart/related with a \
+                 boundary.",
+            )
+        })?;
+    let mut reader = Reader::new(body, &boundary);
+    let (metadata, media) = reader.metadata().await?;
+    let spec = UploadMetadata::parse(&metadata)?.spec(
+        query.get("name").map(String::as_str),
+        media.content_type.as_deref(),
+    )?;
+    let mut upload = Single::begin(state, spec, &parts.headers, if_generation_match)?;
+    reader.media(|data| upload.staging.write(data)).await?;
+    upload.finish(state)
+}
 
 /// The metadata part (and the preamble) may not exceed this.
 const METADATA_LIMIT: usize = 1 << 20;

@@ -1,10 +1,15 @@
-//! Faults that Cloud Storage requests meet, scripted or random, for delivery tests.
+//! Faults that Cloud Storage requests meet, scripted or random, for delivery tests, and the
+//! answer of a status fault.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use http::StatusCode;
 use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng as _};
+
+use super::errors::gcs_error;
+use crate::reply::Reply;
 
 /// One fault, applied to one Cloud Storage request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,6 +99,23 @@ impl Faults {
             _ => Fault::LoseResponseAfterCommit,
         })
     }
+}
+
+/// The answer of a [`Fault::Status`].
+pub(super) fn status_fault(code: u16) -> Reply {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let (reason, message) = match status.as_u16() {
+        429 => (
+            "rateLimitExceeded",
+            "The rate of requests exceeds the rate limit. Please reduce your request rate.",
+        ),
+        500 => ("backendError", "Backend Error"),
+        503 => ("backendError", "Service Unavailable"),
+        _ => ("backendError", status.canonical_reason().unwrap_or("Error")),
+    };
+    let mut reply = gcs_error(status, reason, message);
+    reply.outcome = format!("{} (fault)", reply.outcome);
+    reply
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq as _;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use super::AwsIdentity;
+use crate::AwsIdentity;
 
 const TARGET_RESOURCE: &str = "x-goog-cloud-target-resource";
 const X_AMZ_DATE: &str = "x-amz-date";
@@ -25,7 +25,7 @@ const X_AMZ_SECURITY_TOKEN: &str = "x-amz-security-token";
 
 /// Why the token was refused, in the three ways Google reports it.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Rejection {
+pub(crate) enum Rejection {
     /// Not a serialized `GetCallerIdentity` request at all.
     Malformed(String),
     /// The target-resource header is missing or names another provider.
@@ -119,7 +119,7 @@ impl<'a> Authorization<'a> {
 }
 
 /// Checks the subject token as Google and AWS would, and returns the identity that signed it.
-pub(super) fn verify<'a>(
+pub(crate) fn verify<'a>(
     subject_token: &str,
     audience: &str,
     identities: &'a [AwsIdentity],
@@ -486,7 +486,7 @@ mod tests {
     #[test]
     fn hostile_tokens_are_refused_not_panicked_on() {
         let now = time::macros::datetime!(2025-06-01 12:00:00 UTC);
-        let identities = crate::emulator::EmulatorConfig::demo().identities;
+        let identities = crate::EmulatorConfig::demo().identities;
         // Well-formed up to the signature, with headers that cannot be canonicalized.
         let signable = |name: &str, value: &str| {
             serde_json::json!({

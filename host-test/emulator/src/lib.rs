@@ -14,37 +14,28 @@
 //! with Google's status codes, JSON shapes and words. [`Misconfig`] reproduces each partner-side
 //! misconfiguration a sender meets in the field.
 
-mod aws_request;
 mod gcs;
 mod iam;
+mod reply;
+mod server;
+mod state;
 mod sts;
+mod subject_token;
 
 pub use gcs::{Fault, FaultPlan, GcsLog, RandomFaults, StoredObject};
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use rand::distr::{Alphanumeric, SampleString};
-use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
-/// Google's front end refuses larger requests; none of these endpoints needs more.
-const MAX_BODY_BYTES: usize = 1 << 20;
+use crate::state::{AccessToken, State, lock, new_token};
 
 /// AWS credentials that the emulated AWS STS accepts, and the ARN `GetCallerIdentity` returns
 /// for them (what the provider's attribute condition sees as `assertion.arn`).
@@ -204,58 +195,6 @@ pub struct LogEntry {
     pub gcs: Option<GcsLog>,
 }
 
-struct FederatedToken {
-    expires: OffsetDateTime,
-    scopes: Vec<String>,
-}
-
-/// A service-account access token that IAM Credentials issued.
-struct AccessToken {
-    expires: OffsetDateTime,
-    scopes: Vec<String>,
-}
-
-/// Everything the endpoints share: the configuration, the clock, the tokens issued, the log.
-struct State {
-    config: EmulatorConfig,
-    now: Mutex<Option<OffsetDateTime>>,
-    federated_tokens: Mutex<HashMap<String, FederatedToken>>,
-    access_tokens: Mutex<HashMap<String, AccessToken>>,
-    log: Mutex<Vec<LogEntry>>,
-    /// When each request's head arrived, in order.
-    arrivals: Mutex<Vec<(Endpoint, Instant)>>,
-    gcs: gcs::GcsState,
-}
-
-/// A poisoned lock only means another request panicked; the data is still consistent.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl State {
-    fn new(config: EmulatorConfig, storage_dir: Option<&Path>) -> anyhow::Result<Self> {
-        Ok(State {
-            now: Mutex::new(config.now),
-            gcs: gcs::GcsState::new(
-                storage_dir,
-                config.storage == Storage::Benchmark,
-                &config.faults,
-            )?,
-            arrivals: Mutex::default(),
-            config,
-            federated_tokens: Mutex::default(),
-            access_tokens: Mutex::default(),
-            log: Mutex::default(),
-        })
-    }
-
-    fn now(&self) -> OffsetDateTime {
-        lock(&self.now).unwrap_or_else(OffsetDateTime::now_utc)
-    }
-}
-
 /// A running emulator. It stops (and drops its connections) when dropped.
 pub struct Emulator {
     addr: SocketAddr,
@@ -288,7 +227,7 @@ impl Emulator {
             .await
             .with_context(|| format!("the emulator could not listen on {listen}"))?;
         let addr = listener.local_addr()?;
-        let task = tokio::spawn(serve(listener, state.clone()));
+        let task = tokio::spawn(server::serve(listener, state.clone()));
         Ok(Emulator {
             addr,
             state,
@@ -320,7 +259,7 @@ impl Emulator {
 
     /// Test support: an access token for the service account, valid for an hour of the
     /// emulator's clock, with the `devstorage.read_write` scope, issued without the STS and IAM
-    /// round trips (which `tests/emulator.rs` covers).
+    /// round trips (which `tests/sts.rs` and `tests/iam.rs` cover).
     pub fn issue_access_token_for_tests(&self) -> String {
         let token = new_token("ya29.c.test-");
         lock(&self.state.access_tokens).insert(
@@ -376,223 +315,4 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-async fn serve(listener: TcpListener, state: Arc<State>) {
-    // Connections live in this set, so aborting the server task drops them too.
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let state = state.clone();
-                    connections.spawn(async move {
-                        let service = service_fn(move |req| handle(state.clone(), req));
-                        // A client that hangs up mid-request is its own problem, not the server's.
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-                // E.g. out of file descriptors: back off instead of spinning.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-}
-
-/// An answer, with a one-line outcome for the log.
-#[derive(Clone, Debug)]
-struct Reply {
-    status: StatusCode,
-    /// `Value::Null` is sent as an empty body without a content type.
-    body: Value,
-    headers: Vec<(HeaderName, HeaderValue)>,
-    outcome: String,
-    /// An HTTP/1 reason phrase other than the status code's canonical one.
-    reason: Option<&'static str>,
-}
-
-impl Reply {
-    fn new(status: StatusCode, body: Value, outcome: String) -> Self {
-        Reply {
-            status,
-            body,
-            headers: Vec::new(),
-            outcome,
-            reason: None,
-        }
-    }
-
-    fn ok(body: Value, outcome: String) -> Self {
-        Reply::new(StatusCode::OK, body, outcome)
-    }
-
-    /// Google's JSON error shape for its REST APIs (IAM Credentials, Cloud Storage, ...).
-    fn google_error(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        let message = message.into();
-        Reply::new(
-            status,
-            json!({"error": {"code": status.as_u16(), "message": message, "status": code}}),
-            format!("{code}: {message}"),
-        )
-    }
-
-    fn with_details(mut self, details: Value) -> Self {
-        self.body["error"]["details"] = details;
-        self
-    }
-
-    fn with_header(mut self, name: HeaderName, value: &'static str) -> Self {
-        self.headers.push((name, HeaderValue::from_static(value)));
-        self
-    }
-
-    fn with_header_value(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.push((name, value));
-        self
-    }
-
-    fn with_reason(mut self, reason: &'static str) -> Self {
-        self.reason = Some(reason);
-        self
-    }
-
-    /// What Google answers for a path or method its APIs do not have.
-    fn not_found() -> Self {
-        Reply::google_error(StatusCode::NOT_FOUND, "NOT_FOUND", "Method not found.")
-    }
-
-    fn into_response(self) -> Response<Full<Bytes>> {
-        let body = if self.body.is_null() {
-            Bytes::new()
-        } else {
-            Bytes::from(self.body.to_string())
-        };
-        let json = !body.is_empty();
-        let mut response = Response::new(Full::new(body));
-        *response.status_mut() = self.status;
-        if let Some(reason) = self.reason {
-            response
-                .extensions_mut()
-                .insert(hyper::ext::ReasonPhrase::from_static(reason.as_bytes()));
-        }
-        let headers = response.headers_mut();
-        if json {
-            headers.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/json; charset=UTF-8"),
-            );
-        }
-        for (name, value) in self.headers {
-            headers.insert(name, value);
-        }
-        response
-    }
-}
-
-/// Returned to hyper instead of a response: it closes the connection without answering.
-#[derive(Debug)]
-struct ConnectionDropped;
-
-impl fmt::Display for ConnectionDropped {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the emulator dropped the connection without answering")
-    }
-}
-
-impl std::error::Error for ConnectionDropped {}
-
-async fn handle(
-    state: Arc<State>,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, ConnectionDropped> {
-    let (parts, body) = req.into_parts();
-    let endpoint = Endpoint::of(parts.uri.path());
-    lock(&state.arrivals).push((endpoint, Instant::now()));
-    if endpoint == Endpoint::Gcs {
-        let handled = gcs::handle(&state, &parts, body).await;
-        lock(&state.log).push(LogEntry {
-            endpoint,
-            method: parts.method.to_string(),
-            path: parts.uri.path().to_owned(),
-            status: handled.reply.as_ref().map_or(0, |r| r.status.as_u16()),
-            outcome: handled.outcome,
-            gcs: Some(handled.log),
-        });
-        if let Some(delay) = handled.delay {
-            tokio::time::sleep(delay).await;
-        }
-        return handled
-            .reply
-            .map(Reply::into_response)
-            .ok_or(ConnectionDropped);
-    }
-    let reply = match read_body(&parts.headers, body).await {
-        Ok(body) => route(
-            &state,
-            &parts.method,
-            parts.uri.path(),
-            &parts.headers,
-            &body,
-        ),
-        Err(reply) => reply,
-    };
-    lock(&state.log).push(LogEntry {
-        endpoint,
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_owned(),
-        status: reply.status.as_u16(),
-        outcome: reply.outcome.clone(),
-        gcs: None,
-    });
-    Ok(reply.into_response())
-}
-
-async fn read_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, Reply> {
-    let too_large = || {
-        Reply::google_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "INVALID_ARGUMENT",
-            format!("Request payload size exceeds the limit: {MAX_BODY_BYTES} bytes."),
-        )
-    };
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return Err(too_large());
-    }
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(e) => Err(Reply::google_error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_ARGUMENT",
-            format!("The request body could not be read: {e}"),
-        )),
-    }
-}
-
-fn route(state: &State, method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) -> Reply {
-    if method != Method::POST {
-        return Reply::not_found();
-    }
-    if path == "/v1/token" {
-        return sts::exchange(state, headers, body);
-    }
-    match iam::parse_path(path) {
-        Some(email) => iam::generate_access_token(state, &email, headers, body),
-        None => Reply::not_found(),
-    }
-}
-
-/// An opaque token in the style of Google's (`ya29.` and URL-safe characters).
-fn new_token(prefix: &str) -> String {
-    format!(
-        "{prefix}{}",
-        Alphanumeric.sample_string(&mut rand::rng(), 120)
-    )
 }

@@ -27,12 +27,14 @@ use rand::distr::{Alphanumeric, SampleString};
 use serde_json::Value;
 
 use super::body::{Body, Cut};
+use super::errors::{bad_request, gcs_error, internal};
 use super::object::{Expected, ObjectSpec, UploadMetadata};
+use super::params::{goog_hash, header_str, header_u64};
 use super::store::{CHUNK_GRANULARITY, Staging};
-use super::{
-    Fail, GcsLog, Reply, State, UNRESERVED, bad_request, created, gcs_error, goog_hash, header_str,
-    header_u64, internal, lock,
-};
+use super::upload::{complete, created};
+use super::{Fail, GcsLog, UNRESERVED};
+use crate::reply::Reply;
+use crate::state::{State, lock};
 
 /// The metadata that starts a session may not exceed this.
 const METADATA_LIMIT: usize = 1 << 20;
@@ -446,20 +448,6 @@ fn finalize(state: &State, session: &mut Session, hash_header: Option<Expected>)
             reply
         }
     }
-}
-
-fn complete(
-    state: &State,
-    spec: &ObjectSpec,
-    if_generation_match: Option<i64>,
-    hash_header: Option<Expected>,
-    staging: Staging,
-) -> Result<Value, Reply> {
-    if let Some(expected) = hash_header {
-        expected.verify(staging.digest())?;
-    }
-    spec.expected.verify(staging.digest())?;
-    state.gcs.commit(state, spec, if_generation_match, staging)
 }
 
 fn short(id: &str) -> &str {

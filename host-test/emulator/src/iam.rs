@@ -8,7 +8,9 @@ use serde_json::{Map, Value, json};
 use time::Duration;
 use time::format_description::well_known::Rfc3339;
 
-use super::{AccessToken, Misconfig, Reply, State, lock, new_token};
+use crate::Misconfig;
+use crate::reply::Reply;
+use crate::state::{AccessToken, State, lock, new_token};
 
 const DEFAULT_LIFETIME_SECONDS: u64 = 3600;
 /// A federated token may call IAM Credentials only if it carries one of these scopes.
@@ -19,7 +21,7 @@ const IAM_SCOPES: &[&str] = &[
 const METHOD: &str = "google.iam.credentials.v1.IAMCredentials.GenerateAccessToken";
 
 /// The service account email in `/v1/projects/PROJECT/serviceAccounts/EMAIL:generateAccessToken`.
-pub(super) fn parse_path(path: &str) -> Option<String> {
+pub(crate) fn parse_path(path: &str) -> Option<String> {
     let rest = path.strip_prefix("/v1/projects/")?;
     let (project, rest) = rest.split_once("/serviceAccounts/")?;
     let email = rest.strip_suffix(":generateAccessToken")?;
@@ -29,7 +31,7 @@ pub(super) fn parse_path(path: &str) -> Option<String> {
     Some(percent_decode_str(email).decode_utf8_lossy().into_owned())
 }
 
-pub(super) fn generate_access_token(
+pub(crate) fn generate_access_token(
     state: &State,
     email: &str,
     headers: &HeaderMap,
