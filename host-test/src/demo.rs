@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::emulator::{Emulator, EmulatorConfig, Endpoint};
 use crate::outbound::{Outbound, Policy, Route};
-use crate::runtime::{GuestEnv, Runtime, Session, delivery, wif};
+use crate::runtime::{GuestEnv, Runtime, Session, Settings, delivery};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -28,7 +28,7 @@ pub struct Demo {
     pub emulator: Emulator,
     pub env: GuestEnv,
     pub routes: Vec<Route>,
-    pub destination: wif::Destination,
+    pub destination: Settings,
 }
 
 impl Demo {
@@ -52,24 +52,15 @@ impl Demo {
         .map(|host| format!("{host}={addr}").parse().map_err(anyhow::Error::msg))
         .collect::<Result<Vec<Route>>>()?;
         let c = emulator.config();
-        let destination = wif::Destination {
-            credential_config: None,
+        let destination = Settings {
             project_number: Some(c.project_number.clone()),
             pool_id: Some(c.pool_id.clone()),
             provider_id: Some(c.provider_id.clone()),
             service_account: Some(c.service_account.clone()),
             bucket: Some(c.bucket.clone()),
             prefix: Some("demo/".into()),
-            token_lifetime_seconds: None,
             aws_region: Some("us-east-1".into()),
-            imds_v1_fallback: false,
-            sign_target_resource: None,
-            single_request_limit: None,
-            chunk_size: None,
-            initial_retry_delay_ms: None,
-            storage_url: None,
-            token_url: None,
-            iam_credentials_url: None,
+            ..Default::default()
         };
         Ok(Demo {
             emulator,

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
-use host_test::dest::DestFile;
 use host_test::emulator::{AwsIdentity, Emulator, EmulatorConfig, Misconfig};
 use host_test::outbound::{Outbound, Policy, Route};
 use host_test::runtime::{GuestEnv, Runtime, Session, StepError, delivery, receipt_json};
@@ -204,7 +203,7 @@ async fn run(cli: &Cli) -> Result<()> {
             net,
             files,
         } => {
-            let mut destination = DestFile::load(&dest.config)?.to_wit()?;
+            let mut destination = host_test::dest::load(&dest.config)?;
             if let Some(prefix) = prefix {
                 destination.prefix = Some(prefix.clone());
             }
@@ -229,7 +228,7 @@ async fn run(cli: &Cli) -> Result<()> {
             Ok(())
         }
         Command::Verify { dest, net } => {
-            let destination = DestFile::load(&dest.config)?.to_wit()?;
+            let destination = host_test::dest::load(&dest.config)?;
             let mut session = session(cli, net.outbound()?).await?;
             let receipt = session.verify(&destination).await?;
             println!("{}", receipt_json(&receipt, None));
@@ -256,7 +255,7 @@ async fn run(cli: &Cli) -> Result<()> {
                     Some((id, path)) if !id.contains('/') => (id.to_owned(), path),
                     _ => ("default".to_owned(), spec.as_str()),
                 };
-                let dest = DestFile::load(std::path::Path::new(path))?.to_wit()?;
+                let dest = host_test::dest::load(std::path::Path::new(path))?;
                 destinations.push((id, dest));
             }
             let mut env = GuestEnv::aws(|name| std::env::var(name).ok());
@@ -275,14 +274,14 @@ async fn run(cli: &Cli) -> Result<()> {
             Ok(())
         }
         Command::SubjectToken { dest, at, net } => {
-            let destination = DestFile::load(&dest.config)?.to_wit()?;
+            let destination = host_test::dest::load(&dest.config)?;
             let at = at.as_deref().map(parse_time).transpose()?;
             let mut session = session(cli, net.outbound()?).await?;
             println!("{}", session.subject_token(&destination, at).await?);
             Ok(())
         }
         Command::Token { dest, net } => {
-            let destination = DestFile::load(&dest.config)?.to_wit()?;
+            let destination = host_test::dest::load(&dest.config)?;
             let mut session = session(cli, net.outbound()?).await?;
             let info = session.access_token(&destination).await?;
             let expires = time::OffsetDateTime::from_unix_timestamp(info.expires_at.seconds as i64)
@@ -311,7 +310,7 @@ fn key_value(text: &str) -> Result<(String, String), String> {
 
 async fn deliver_file(
     session: &mut Session,
-    destination: &host_test::runtime::wif::Destination,
+    destination: &host_test::runtime::Settings,
     file: &std::path::Path,
     (content_type, custom): (Option<String>, Vec<(String, String)>),
 ) -> Result<String> {

@@ -37,6 +37,32 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::wif::push::{delivery, sigv4, wif};
+pub use wif_push::config::Settings;
+
+/// [`Settings`] as the WIT record: the one place the host names each field. A
+/// `credential_config` travels as the file's text ([`Settings::read_credential_config`]).
+pub fn wit_destination(settings: &Settings) -> wif::Destination {
+    let s = settings.clone();
+    wif::Destination {
+        credential_config: s.credential_config,
+        project_number: s.project_number,
+        pool_id: s.pool_id,
+        provider_id: s.provider_id,
+        service_account: s.service_account,
+        bucket: s.bucket,
+        prefix: s.prefix,
+        token_lifetime_seconds: s.token_lifetime_seconds,
+        aws_region: s.aws_region,
+        imds_v1_fallback: s.imds_v1_fallback.unwrap_or(false),
+        sign_target_resource: s.sign_target_resource,
+        single_request_limit: s.single_request_limit,
+        chunk_size: s.chunk_size,
+        initial_retry_delay_ms: s.initial_retry_delay_ms,
+        storage_url: s.endpoints.storage,
+        token_url: s.endpoints.sts,
+        iam_credentials_url: s.endpoints.iam_credentials,
+    }
+}
 use wasi::config::store as config_store;
 
 /// The component built by this package's build script.
@@ -272,22 +298,22 @@ impl Session {
 
     pub async fn subject_token(
         &mut self,
-        destination: &wif::Destination,
+        destination: &Settings,
         at: Option<wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime>,
     ) -> Result<String> {
         Ok(self
             .library
             .wif_push_wif()
-            .call_subject_token(&mut self.store, destination, at)
+            .call_subject_token(&mut self.store, &wit_destination(destination), at)
             .await?
             .map_err(StepError)?)
     }
 
-    pub async fn access_token(&mut self, destination: &wif::Destination) -> Result<wif::TokenInfo> {
+    pub async fn access_token(&mut self, destination: &Settings) -> Result<wif::TokenInfo> {
         Ok(self
             .library
             .wif_push_wif()
-            .call_access_token(&mut self.store, destination)
+            .call_access_token(&mut self.store, &wit_destination(destination))
             .await?
             .map_err(StepError)?)
     }
@@ -295,7 +321,7 @@ impl Session {
     /// Streams `body` (a file, say) into the destination as `object`.
     pub async fn deliver(
         &mut self,
-        destination: &wif::Destination,
+        destination: &Settings,
         object: &delivery::Object,
         body: impl tokio::io::AsyncRead + Send + 'static,
     ) -> Result<delivery::Receipt> {
@@ -305,17 +331,17 @@ impl Session {
         Ok(self
             .library
             .wif_push_delivery()
-            .call_deliver(&mut self.store, destination, object, body)
+            .call_deliver(&mut self.store, &wit_destination(destination), object, body)
             .await?
             .map_err(StepError)?)
     }
 
     /// Uploads the handshake object.
-    pub async fn verify(&mut self, destination: &wif::Destination) -> Result<delivery::Receipt> {
+    pub async fn verify(&mut self, destination: &Settings) -> Result<delivery::Receipt> {
         Ok(self
             .library
             .wif_push_delivery()
-            .call_verify(&mut self.store, destination)
+            .call_verify(&mut self.store, &wit_destination(destination))
             .await?
             .map_err(StepError)?)
     }

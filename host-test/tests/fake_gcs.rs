@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use host_test::emulator::{AwsIdentity, Emulator, EmulatorConfig};
 use host_test::outbound::{Outbound, Policy, Route};
-use host_test::runtime::{GuestEnv, Runtime, Session, delivery, wif};
+use host_test::runtime::{GuestEnv, Runtime, Session, Settings, delivery};
 use sha2::{Digest, Sha256};
 
 const BUCKET: &str = "partner-inbox";
@@ -145,24 +145,16 @@ async fn every_boundary_size_reads_back_identically_with_googles_client() {
     .await
     .unwrap();
     let c = google.config();
-    let destination = wif::Destination {
-        credential_config: None,
+    let destination = Settings {
         project_number: Some(c.project_number.clone()),
         pool_id: Some(c.pool_id.clone()),
         provider_id: Some(c.provider_id.clone()),
         service_account: Some(c.service_account.clone()),
         bucket: Some(BUCKET.into()),
         prefix: Some("interop/".into()),
-        token_lifetime_seconds: None,
         aws_region: Some("us-east-1".into()),
-        imds_v1_fallback: false,
-        sign_target_resource: None,
-        single_request_limit: None,
         chunk_size: Some(32 * 1024 * 1024),
-        initial_retry_delay_ms: None,
-        storage_url: None,
-        token_url: None,
-        iam_credentials_url: None,
+        ..Default::default()
     };
 
     const KIB: u64 = 1024;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use host_test::emulator::{AwsIdentity, Emulator, EmulatorConfig, Endpoint, Misconfig};
 use host_test::outbound::{Outbound, Policy, Route};
-use host_test::runtime::{GuestEnv, Runtime, Session, StepError, wif};
+use host_test::runtime::{GuestEnv, Runtime, Session, Settings, StepError, wif};
 
 const KEY_ID: &str = "AKIACANARYKEY0000001";
 const SECRET: &str = "canary-SECRET-ACCESS-KEY-0001";
@@ -29,25 +29,15 @@ fn config() -> EmulatorConfig {
     config
 }
 
-fn destination(config: &EmulatorConfig) -> wif::Destination {
-    wif::Destination {
-        credential_config: None,
+fn destination(config: &EmulatorConfig) -> Settings {
+    Settings {
         project_number: Some(config.project_number.clone()),
         pool_id: Some(config.pool_id.clone()),
         provider_id: Some(config.provider_id.clone()),
         service_account: Some(config.service_account.clone()),
         bucket: Some("partner-inbox".into()),
-        prefix: None,
-        token_lifetime_seconds: None,
         aws_region: Some("us-east-1".into()),
-        imds_v1_fallback: false,
-        sign_target_resource: None,
-        single_request_limit: None,
-        chunk_size: None,
-        initial_retry_delay_ms: None,
-        storage_url: None,
-        token_url: None,
-        iam_credentials_url: None,
+        ..Default::default()
     }
 }
 
@@ -107,7 +97,7 @@ async fn a_hundred_token_requests_cost_one_exchange() {
 async fn failure(
     config: EmulatorConfig,
     env: GuestEnv,
-    change: impl FnOnce(&mut wif::Destination),
+    change: impl FnOnce(&mut Settings),
 ) -> wif::Error {
     let emulator = start(config).await;
     let mut session = session(&emulator, &env).await;

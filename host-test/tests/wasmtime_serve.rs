@@ -50,9 +50,9 @@ fn serve(demo: &Demo, extra: &[&str]) -> Serve {
         .port();
     let emulator = format!("http://{}", demo.emulator.addr());
     let mut destination = demo.destination.clone();
-    destination.storage_url = Some(emulator.clone());
-    destination.token_url = Some(format!("{emulator}/v1/token"));
-    destination.iam_credentials_url = Some(emulator);
+    destination.endpoints.storage = Some(emulator.clone());
+    destination.endpoints.sts = Some(format!("{emulator}/v1/token"));
+    destination.endpoints.iam_credentials = Some(emulator);
     let mut cmd = Command::new(wasmtime());
     cmd.args(["serve", "-S", "cli", "--addr", &format!("127.0.0.1:{port}")])
         .args(extra)

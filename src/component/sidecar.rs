@@ -73,7 +73,7 @@ fn answer(method: &str, path: &str, request: IncomingRequest) -> Answer {
                 return Answer::refuse(400, "the request body stream was already taken");
             };
             let object = delivery::Object {
-                name: format!("{}{name}", destination.prefix),
+                name,
                 size: object.size,
                 content_type: object.content_type,
                 metadata: object.metadata,

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::{Bench, Row};
 use crate::emulator::Endpoint;
-use crate::runtime::{Session, delivery, wif};
+use crate::runtime::{Session, Settings, delivery};
 
 const SIZE: usize = 4096;
 
@@ -135,7 +135,7 @@ pub(super) async fn run(bench: &Bench) -> Result<Vec<Row>> {
 
 async fn deliver_all(
     session: &mut Session,
-    destination: &wif::Destination,
+    destination: &Settings,
     prefix: &str,
     range: std::ops::Range<usize>,
     data: &Bytes,
