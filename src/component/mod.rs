@@ -9,7 +9,7 @@ use std::sync::{LazyLock, Mutex};
 use time::OffsetDateTime;
 
 use crate::config::{Destination, Endpoints, Settings};
-use crate::delivery::{self as core_delivery, Receipt, Status, UploadOptions};
+use crate::delivery::{self as core_delivery, Receipt, Status};
 use crate::error::Error;
 use crate::secret::Secret;
 use crate::sigv4;
@@ -150,7 +150,6 @@ fn deliver_stream(
         destination,
         &spec,
         &mut io::StreamSource(body),
-        &UploadOptions::from(destination),
     )
 }
 

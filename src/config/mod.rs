@@ -17,6 +17,8 @@ use std::fmt;
 use std::time::Duration;
 
 pub use settings::{Endpoints, Settings};
+
+use crate::retry::Backoff;
 use validate::{https_url, required, validate_bucket, validate_chunk_size, validate_prefix};
 pub use validate::{validate_audience, validate_region};
 
@@ -85,9 +87,27 @@ pub struct Destination {
     pub aws_region: Option<String>,
     pub imds_v1_fallback: bool,
     pub sign_target_resource: bool,
+    pub upload: Upload,
+    /// Every retry loop's pacing (tokens, metadata, uploads).
+    pub backoff: Backoff,
+}
+
+/// How objects go up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Upload {
+    /// Objects up to this size go in one multipart request.
     pub single_request_limit: u64,
+    /// Resumable chunk size, a multiple of 256 KiB.
     pub chunk_size: u64,
-    pub initial_retry_delay: Duration,
+}
+
+impl Default for Upload {
+    fn default() -> Self {
+        Upload {
+            single_request_limit: DEFAULT_SINGLE_REQUEST_LIMIT,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+        }
+    }
 }
 
 /// A configuration mistake: the field, what is wrong, and what a valid value looks like.
@@ -158,15 +178,17 @@ impl Destination {
             aws_region: settings.aws_region.clone(),
             imds_v1_fallback: settings.imds_v1_fallback.unwrap_or(false),
             sign_target_resource: settings.sign_target_resource.unwrap_or(true),
-            single_request_limit: settings
-                .single_request_limit
-                .unwrap_or(DEFAULT_SINGLE_REQUEST_LIMIT),
-            chunk_size,
-            initial_retry_delay: Duration::from_millis(u64::from(
+            upload: Upload {
+                single_request_limit: settings
+                    .single_request_limit
+                    .unwrap_or(DEFAULT_SINGLE_REQUEST_LIMIT),
+                chunk_size,
+            },
+            backoff: Backoff::starting_at(Duration::from_millis(u64::from(
                 settings
                     .initial_retry_delay_ms
                     .unwrap_or(DEFAULT_INITIAL_RETRY_DELAY_MS),
-            )),
+            ))),
         })
     }
 }

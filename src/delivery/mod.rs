@@ -27,40 +27,11 @@ use crate::config::Destination;
 use crate::delivery::json_api as upload;
 use crate::error::{Error, Step};
 use crate::io::{Io, Response, TransportError};
-use crate::retry::{Attempts, Backoff};
+use crate::retry::Attempts;
 use crate::secret::Secret;
 use crate::wif::token::TokenSource;
 
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(120);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UploadOptions {
-    /// Objects up to this size go in one multipart request.
-    pub single_request_limit: u64,
-    /// Resumable chunk size, a multiple of 256 KiB.
-    pub chunk_size: u64,
-    pub backoff: Backoff,
-}
-
-impl Default for UploadOptions {
-    fn default() -> Self {
-        UploadOptions {
-            single_request_limit: crate::config::DEFAULT_SINGLE_REQUEST_LIMIT,
-            chunk_size: crate::config::DEFAULT_CHUNK_SIZE,
-            backoff: Backoff::default(),
-        }
-    }
-}
-
-impl From<&Destination> for UploadOptions {
-    fn from(destination: &Destination) -> Self {
-        UploadOptions {
-            single_request_limit: destination.single_request_limit,
-            chunk_size: destination.chunk_size,
-            backoff: Backoff::starting_at(destination.initial_retry_delay),
-        }
-    }
-}
 
 /// Counts what a delivery cost.
 #[derive(Default)]
@@ -96,18 +67,16 @@ pub fn verify(
     destination: &Destination,
 ) -> Result<Receipt, Error> {
     let (spec, body) = handshake(destination, io.now(), io.random_u64());
-    let options = UploadOptions::from(destination);
-    deliver(io, tokens, destination, &spec, &mut &body[..], &options)
+    deliver(io, tokens, destination, &spec, &mut &body[..])
 }
 
-/// Streams `source` into the bucket as `spec`, with the upload settings of `options`.
+/// Streams `source` into the bucket as `spec`.
 pub fn deliver(
     io: &mut dyn Io,
     tokens: &mut TokenSource,
     destination: &Destination,
     spec: &ObjectSpec,
     source: &mut dyn ByteSource,
-    options: &UploadOptions,
 ) -> Result<Receipt, Error> {
     upload::validate_name(&spec.name)?;
     let started = io.now();
@@ -117,11 +86,10 @@ pub fn deliver(
         tokens,
         destination,
         spec,
-        options,
         tally: &mut tally,
     };
     let (object, checksums, kind) = match spec.size {
-        Some(size) if size <= options.single_request_limit => {
+        Some(size) if size <= destination.upload.single_request_limit => {
             let (object, checksums) = upload.multipart(source, size)?;
             (object, checksums, "multipart")
         }
@@ -194,7 +162,6 @@ struct Upload<'a> {
     tokens: &'a mut TokenSource,
     destination: &'a Destination,
     spec: &'a ObjectSpec,
-    options: &'a UploadOptions,
     tally: &'a mut Tally,
 }
 
@@ -238,7 +205,7 @@ impl Upload<'_> {
 
     fn tries(&self) -> Tries {
         Tries {
-            attempts: Attempts::start(self.io, &self.options.backoff),
+            attempts: Attempts::start(self.io, &self.destination.backoff),
             renewed: false,
         }
     }

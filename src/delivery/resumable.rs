@@ -44,8 +44,8 @@ impl Upload<'_> {
         source: &mut dyn ByteSource,
     ) -> Result<(ObjectResource, Checksums), Error> {
         let session = self.start_session()?;
-        let chunk_size =
-            self.options.chunk_size.max(upload::QUANTUM) / upload::QUANTUM * upload::QUANTUM;
+        let chunk_size = self.destination.upload.chunk_size.max(upload::QUANTUM) / upload::QUANTUM
+            * upload::QUANTUM;
         let mut buf = vec![0u8; usize::try_from(chunk_size).expect("chunk size fits memory")];
         let mut checksums = Checksums::crc32c_only();
         let mut offset = 0u64;

@@ -98,7 +98,7 @@ fn fake_resumable(io: &mut FakeIo, session: Rc<RefCell<Session>>) {
     );
 }
 
-/// Delivers the five bytes "hello" as object "n" with the default options.
+/// Delivers the five bytes "hello" as object "n" with the default settings.
 fn deliver_hello(io: &mut FakeIo) -> Result<Receipt, Error> {
     deliver(
         io,
@@ -106,7 +106,6 @@ fn deliver_hello(io: &mut FakeIo) -> Result<Receipt, Error> {
         &destination(),
         &spec("n", Some(5)),
         &mut &b"hello"[..],
-        &UploadOptions::default(),
     )
 }
 
@@ -151,18 +150,15 @@ fn resumable_resumes_from_the_committed_offset_without_resending() {
     let mut io = io_with_google();
     fake_resumable(&mut io, session.clone());
     session.borrow_mut().lose_next_answer = true;
-    let options = UploadOptions {
-        single_request_limit: 1024,
-        chunk_size: 256 * 1024,
-        ..Default::default()
-    };
+    let mut destination = destination();
+    destination.upload.single_request_limit = 1024;
+    destination.upload.chunk_size = 256 * 1024;
     let receipt = deliver(
         &mut io,
         &mut TokenSource::default(),
-        &destination(),
+        &destination,
         &spec("n", Some(data.len() as u64)),
         &mut &data[..],
-        &options,
     )
     .unwrap();
     let s = session.borrow();
@@ -184,17 +180,14 @@ fn streams_of_unknown_length_finish_with_an_empty_final_request() {
     let session = Rc::new(RefCell::new(Session::default()));
     let mut io = io_with_google();
     fake_resumable(&mut io, session.clone());
-    let options = UploadOptions {
-        chunk_size: 256 * 1024,
-        ..Default::default()
-    };
+    let mut destination = destination();
+    destination.upload.chunk_size = 256 * 1024;
     let receipt = deliver(
         &mut io,
         &mut TokenSource::default(),
-        &destination(),
+        &destination,
         &spec("n", None),
         &mut &data[..],
-        &options,
     )
     .unwrap();
     assert_eq!(session.borrow().data, data);
@@ -216,18 +209,15 @@ fn a_source_shorter_or_longer_than_declared_creates_nothing() {
         io.on("POST https://storage.googleapis.com/upload/storage/v1/b/partner-inbox/o?uploadType=multipart", |_| panic!("must not upload"));
         fake_resumable(&mut io, Rc::new(RefCell::new(Session::default())));
         let data = vec![1u8; actual];
-        let options = UploadOptions {
-            single_request_limit: 200 * 1024,
-            chunk_size: 256 * 1024,
-            ..Default::default()
-        };
+        let mut destination = destination();
+        destination.upload.single_request_limit = 200 * 1024;
+        destination.upload.chunk_size = 256 * 1024;
         let err = deliver(
             &mut io,
             &mut TokenSource::default(),
-            &destination(),
+            &destination,
             &spec("n", Some(declared)),
             &mut &data[..],
-            &options,
         )
         .unwrap_err();
         assert_eq!(err.step, Step::Read, "{err}");

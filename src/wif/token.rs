@@ -11,7 +11,7 @@ use crate::aws::{self, AwsCredentials, Provider};
 use crate::config::Destination;
 use crate::error::{Error, Step};
 use crate::io::{Io, Request, Response};
-use crate::retry::{Backoff, retry};
+use crate::retry::retry;
 use crate::secret::Secret;
 use crate::sigv4::SigningKeyCache;
 use crate::wif::subject_token::{TargetResource, subject_token};
@@ -227,7 +227,7 @@ impl TokenSource {
         request: &Request,
         parse: impl Fn(&Response) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let backoff = Backoff::starting_at(destination.initial_retry_delay);
+        let backoff = destination.backoff;
         let (result, _retries) = retry(io, &backoff, |io| {
             let response = io
                 .send(clone_request(request), GOOGLE_TIMEOUT)
