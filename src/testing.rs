@@ -22,6 +22,8 @@ pub struct FakeIo {
     pub logged: Vec<String>,
     /// Every request sent, whole.
     pub requests: Vec<Request>,
+    /// The timeout each request was sent with.
+    pub timeouts: Vec<Duration>,
     handlers: Vec<(String, Handler)>,
 }
 
@@ -35,6 +37,7 @@ impl FakeIo {
             logged: Vec::new(),
             sent: Vec::new(),
             requests: Vec::new(),
+            timeouts: Vec::new(),
             handlers: Vec::new(),
         }
     }
@@ -61,7 +64,12 @@ impl FakeIo {
 
 /// The destination most tests deliver to: the five facts, region set.
 pub fn destination() -> Destination {
-    Destination::from_settings(&Settings {
+    Destination::from_settings(&settings()).unwrap()
+}
+
+/// The settings of [`destination`].
+pub fn settings() -> Settings {
+    Settings {
         project_number: Some("123456789012".into()),
         pool_id: Some("aws-pool".into()),
         provider_id: Some("aws-provider".into()),
@@ -69,8 +77,7 @@ pub fn destination() -> Destination {
         bucket: Some("partner-inbox".into()),
         aws_region: Some("us-east-1".into()),
         ..Default::default()
-    })
-    .unwrap()
+    }
 }
 
 /// A response with `status` and `body`.
@@ -90,8 +97,9 @@ impl Io for FakeIo {
         &mut self,
         request: &http::Request<()>,
         body: &[u8],
-        _timeout: Duration,
+        timeout: Duration,
     ) -> Result<Response, TransportError> {
+        self.timeouts.push(timeout);
         let mut copy = http::Request::new(body.to_vec());
         *copy.method_mut() = request.method().clone();
         *copy.uri_mut() = request.uri().clone();

@@ -58,6 +58,7 @@ pub fn wit_destination(settings: &Settings) -> wif::Destination {
         single_request_limit: s.single_request_limit,
         chunk_size: s.chunk_size,
         initial_retry_delay_ms: s.initial_retry_delay_ms,
+        upload_timeout_seconds: s.upload_timeout_seconds,
         storage_url: s.endpoints.storage,
         token_url: s.endpoints.sts,
         iam_credentials_url: s.endpoints.iam_credentials,

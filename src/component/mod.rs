@@ -194,6 +194,7 @@ fn destination_from(d: wif::Destination) -> Result<Destination, wif::Error> {
         single_request_limit: d.single_request_limit,
         chunk_size: d.chunk_size,
         initial_retry_delay_ms: d.initial_retry_delay_ms,
+        upload_timeout_seconds: d.upload_timeout_seconds,
         endpoints: Endpoints {
             sts: d.token_url,
             iam_credentials: d.iam_credentials_url,

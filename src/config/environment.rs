@@ -374,6 +374,12 @@ mod tests {
     }
 
     #[test]
+    fn a_new_setting_has_its_variable_without_more_code() {
+        let (s, _) = settings(None, &env(&[("WIF_PUSH_UPLOAD_TIMEOUT_SECONDS", "600")])).unwrap();
+        assert_eq!(s.upload_timeout_seconds, Some(600));
+    }
+
+    #[test]
     fn bad_values_name_the_variable() {
         let e = settings(None, &env(&[("WIF_PUSH_CHUNK_SIZE", "big")])).unwrap_err();
         assert_eq!(e.field, "WIF_PUSH_CHUNK_SIZE");

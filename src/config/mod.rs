@@ -19,7 +19,10 @@ use std::time::Duration;
 pub use settings::{Endpoints, Settings};
 
 use crate::retry::Backoff;
-use validate::{https_url, required, validate_bucket, validate_chunk_size, validate_prefix};
+use validate::{
+    https_url, required, validate_bucket, validate_chunk_size, validate_prefix,
+    validate_upload_timeout,
+};
 pub use validate::{validate_audience, validate_region};
 
 pub const SUBJECT_TOKEN_TYPE_AWS: &str = "urn:ietf:params:aws:token-type:aws4_request";
@@ -40,6 +43,7 @@ pub const DEFAULT_LIFETIME_SECONDS: u32 = 3600;
 pub const DEFAULT_SINGLE_REQUEST_LIMIT: u64 = 8 * 1024 * 1024;
 pub const DEFAULT_CHUNK_SIZE: u64 = 16 * 1024 * 1024;
 pub const DEFAULT_INITIAL_RETRY_DELAY_MS: u32 = 1000;
+pub const DEFAULT_UPLOAD_TIMEOUT_SECONDS: u32 = 120;
 const CHUNK_QUANTUM: u64 = 256 * 1024;
 
 /// The hosts google-auth accepts for AWS metadata URLs.
@@ -99,6 +103,8 @@ pub struct Upload {
     pub single_request_limit: u64,
     /// Resumable chunk size, a multiple of 256 KiB.
     pub chunk_size: u64,
+    /// How long one Cloud Storage request may take.
+    pub timeout: Duration,
 }
 
 impl Default for Upload {
@@ -106,6 +112,7 @@ impl Default for Upload {
         Upload {
             single_request_limit: DEFAULT_SINGLE_REQUEST_LIMIT,
             chunk_size: DEFAULT_CHUNK_SIZE,
+            timeout: Duration::from_secs(DEFAULT_UPLOAD_TIMEOUT_SECONDS.into()),
         }
     }
 }
@@ -159,6 +166,10 @@ impl Destination {
         }
         let chunk_size = settings.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE);
         validate_chunk_size(chunk_size)?;
+        let timeout = settings
+            .upload_timeout_seconds
+            .unwrap_or(DEFAULT_UPLOAD_TIMEOUT_SECONDS);
+        validate_upload_timeout(timeout)?;
         let federation = match &settings.credential_config {
             Some(_) if !settings.has_inline_credential_config() => {
                 return Err(error(
@@ -183,6 +194,7 @@ impl Destination {
                     .single_request_limit
                     .unwrap_or(DEFAULT_SINGLE_REQUEST_LIMIT),
                 chunk_size,
+                timeout: Duration::from_secs(timeout.into()),
             },
             backoff: Backoff::starting_at(Duration::from_millis(u64::from(
                 settings
@@ -317,6 +329,11 @@ mod tests {
             ),
             (|i| i.aws_region = Some("US East".into()), "aws_region"),
             (
+                |i| i.upload_timeout_seconds = Some(0),
+                "upload_timeout_seconds",
+            ),
+            (|i| i.bucket = Some("a".repeat(64)), "bucket"),
+            (
                 |i| i.endpoints.storage = Some("http://storage.example".into()),
                 "endpoints.storage",
             ),
@@ -330,6 +347,21 @@ mod tests {
             change(&mut input);
             let e = Destination::from_settings(&input).unwrap_err();
             assert_eq!(e.field, field, "{e}");
+        }
+    }
+
+    #[test]
+    fn bucket_names_follow_google_s_lengths() {
+        for (bucket, ok) in [
+            ("a".repeat(63), true),
+            ("a".repeat(64), false),
+            (format!("{}.{}", "a".repeat(63), "b".repeat(63)), true),
+            (format!("{}.b", "a".repeat(64)), false),
+            (vec!["a".repeat(60); 4].join("."), false),
+        ] {
+            let mut input = facts();
+            input.bucket = Some(bucket.clone());
+            assert_eq!(Destination::from_settings(&input).is_ok(), ok, "{bucket}");
         }
     }
 

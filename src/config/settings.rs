@@ -46,6 +46,9 @@ pub struct Settings {
     pub chunk_size: Option<u64>,
     /// The first retry's pause in milliseconds, doubling after that (default 1000).
     pub initial_retry_delay_ms: Option<u32>,
+    /// How long one Cloud Storage request may take, in seconds, before it is abandoned and
+    /// retried (1 to 3600, default 120): raise it for chunks over a slow link.
+    pub upload_timeout_seconds: Option<u32>,
     /// Endpoint overrides for private or emulated endpoints.
     #[serde(default)]
     pub endpoints: Endpoints,

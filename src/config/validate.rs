@@ -151,6 +151,18 @@ pub(crate) fn validate_chunk_size(bytes: u64) -> Result<(), ConfigError> {
     }
 }
 
+pub(crate) fn validate_upload_timeout(seconds: u32) -> Result<(), ConfigError> {
+    if (1..=3600).contains(&seconds) {
+        Ok(())
+    } else {
+        Err(error(
+            "upload_timeout_seconds",
+            format!("is {seconds}"),
+            "expected 1 to 3600 seconds, e.g. 600 for large chunks over a slow link",
+        ))
+    }
+}
+
 /// Google's bucket naming rules, the ones a typo breaks: 3-63 characters, or up to 222 when
 /// dots separate parts of at most 63.
 pub(crate) fn validate_bucket(bucket: &str) -> Result<(), ConfigError> {

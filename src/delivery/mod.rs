@@ -15,8 +15,6 @@ mod receipt;
 mod resumable;
 mod source;
 
-use std::time::Duration;
-
 pub use checksum::{Checksums, crc32c_append};
 pub use handshake::handshake;
 pub use json_api::{ObjectResource, ObjectSpec};
@@ -30,8 +28,6 @@ use crate::io::{Io, Response, TransportError};
 use crate::retry::Attempts;
 use crate::secret::Secret;
 use crate::wif::token::TokenSource;
-
-const UPLOAD_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Counts what a delivery cost.
 #[derive(Default)]
@@ -172,7 +168,8 @@ impl Upload<'_> {
 
     fn send(&mut self, head: &http::Request<()>, body: &[u8]) -> Result<Response, TransportError> {
         self.tally.requests += 1;
-        self.io.send_borrowed(head, body, UPLOAD_TIMEOUT)
+        self.io
+            .send_borrowed(head, body, self.destination.upload.timeout)
     }
 
     fn transport_failure(&self, e: TransportError) -> Failure {

@@ -5,7 +5,7 @@
 use super::checksum::Checksums;
 use super::json_api::{self as upload, ObjectResource, SessionState};
 use super::source::{ByteSource, ended_early, ensure_ended};
-use super::{Failure, UPLOAD_TIMEOUT, Upload};
+use super::{Failure, Upload};
 use crate::error::{Error, Step};
 use crate::io::{Response, TransportError};
 
@@ -145,7 +145,7 @@ impl Upload<'_> {
         };
         self.tally.requests += 1;
         self.io
-            .send_filling(&head, data, &mut fill, UPLOAD_TIMEOUT)
+            .send_filling(&head, data, &mut fill, self.destination.upload.timeout)
             .map_err(|e| failure.unwrap_or_else(|| Error::new(Step::Read, e)))
     }
 

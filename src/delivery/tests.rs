@@ -123,6 +123,34 @@ fn small_objects_take_one_request() {
 }
 
 #[test]
+fn uploads_take_the_destination_s_timeout() {
+    for (setting, expected) in [(None, 120), (Some(900), 900)] {
+        let mut io = io_with_google();
+        io.on("POST https://storage.googleapis.com/upload/storage/v1/b/partner-inbox/o?uploadType=multipart", |_| {
+            respond(200, &object_json(b"hello"))
+        });
+        let destination = crate::config::Destination::from_settings(&crate::config::Settings {
+            upload_timeout_seconds: setting,
+            ..crate::testing::settings()
+        })
+        .unwrap();
+        deliver(
+            &mut io,
+            &mut TokenSource::default(),
+            &destination,
+            &spec("n", Some(5)),
+            &mut &b"hello"[..],
+        )
+        .unwrap();
+        assert_eq!(
+            io.timeouts.last(),
+            Some(&std::time::Duration::from_secs(expected)),
+            "the upload is the last request"
+        );
+    }
+}
+
+#[test]
 fn a_lost_answer_then_412_is_delivered_unconfirmed_but_a_first_412_is_a_conflict() {
     let mut io = io_with_google();
     let mut calls = 0;
