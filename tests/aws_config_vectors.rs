@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use wif_push::aws::{self, Provider};
-use wif_push::config::{AwsSource, DEFAULT_CRED_VERIFICATION_URL};
+use wif_push::config::{AwsEndpoints, DEFAULT_CRED_VERIFICATION_URL};
 use wif_push::io::{Io, Response, TransportError};
 
 #[derive(Deserialize)]
@@ -92,7 +92,7 @@ fn run(docs: &str) {
         asked: Vec::new(),
     };
     // No IMDS URLs: when the container provider is not enabled, the chain ends without asking.
-    let source = AwsSource {
+    let source = AwsEndpoints {
         region_url: None,
         credentials_url: None,
         cred_verification_url: DEFAULT_CRED_VERIFICATION_URL.into(),

@@ -2,7 +2,7 @@
 //! IMDSv2 session token, fetched once, then GETs that carry it.
 
 use super::{Quote, send, status_error};
-use crate::config::AwsSource;
+use crate::config::AwsEndpoints;
 use crate::error::{Error, Step};
 use crate::io::Io;
 use crate::secret::Secret;
@@ -26,7 +26,7 @@ pub(super) struct Imds<'a> {
 }
 
 impl<'a> Imds<'a> {
-    pub(super) fn new(source: &'a AwsSource, v1_fallback: bool) -> Self {
+    pub(super) fn new(source: &'a AwsEndpoints, v1_fallback: bool) -> Self {
         Imds {
             token_url: source.imdsv2_session_token_url.as_deref(),
             v1_fallback,

@@ -94,15 +94,15 @@ fn code_and_message(body: &[u8]) -> String {
 #[cfg(test)]
 mod fixtures {
     use crate::config::{
-        AwsSource, DEFAULT_CRED_VERIFICATION_URL, DEFAULT_IMDS_CREDENTIALS_URL,
+        AwsEndpoints, DEFAULT_CRED_VERIFICATION_URL, DEFAULT_IMDS_CREDENTIALS_URL,
         DEFAULT_IMDS_REGION_URL, DEFAULT_IMDSV2_SESSION_TOKEN_URL,
     };
     use crate::error::Error;
     use crate::testing::FakeIo;
 
     /// The credential configuration's defaults: IMDSv2 at 169.254.169.254.
-    pub(super) fn source() -> AwsSource {
-        AwsSource {
+    pub(super) fn source() -> AwsEndpoints {
+        AwsEndpoints {
             region_url: Some(DEFAULT_IMDS_REGION_URL.into()),
             credentials_url: Some(DEFAULT_IMDS_CREDENTIALS_URL.into()),
             cred_verification_url: DEFAULT_CRED_VERIFICATION_URL.into(),

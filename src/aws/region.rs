@@ -2,7 +2,7 @@
 
 use super::imds::Imds;
 use super::{Quote, env};
-use crate::config::AwsSource;
+use crate::config::AwsEndpoints;
 use crate::error::{Error, Step};
 use crate::io::Io;
 
@@ -11,7 +11,7 @@ use crate::io::Io;
 pub fn region(
     io: &mut dyn Io,
     configured: Option<&str>,
-    source: &AwsSource,
+    source: &AwsEndpoints,
     imds_v1_fallback: bool,
 ) -> Result<String, Error> {
     if let Some(region) = configured {

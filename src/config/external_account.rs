@@ -9,7 +9,7 @@ use super::validate::{
     validate_lifetime, validate_verification_url,
 };
 use super::{
-    AwsSource, ConfigError, DEFAULT_CRED_VERIFICATION_URL, DEFAULT_LIFETIME_SECONDS,
+    AwsEndpoints, ConfigError, DEFAULT_CRED_VERIFICATION_URL, DEFAULT_LIFETIME_SECONDS,
     DEFAULT_TOKEN_URL, Federation, SUBJECT_TOKEN_TYPE_AWS, Settings, error,
 };
 
@@ -104,7 +104,7 @@ pub(crate) fn federation(text: &str, settings: &Settings) -> Result<Federation, 
             Some(url) => validate_imds_url(field, url).map(Some),
         }
     };
-    let aws = AwsSource {
+    let aws = AwsEndpoints {
         region_url: imds(
             "credential_config.credential_source.region_url",
             &source.region_url,

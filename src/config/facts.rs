@@ -6,7 +6,7 @@ use super::validate::{
     https_url, required, validate_id, validate_lifetime, validate_service_account,
 };
 use super::{
-    AwsSource, ConfigError, DEFAULT_CRED_VERIFICATION_URL, DEFAULT_IAM_CREDENTIALS_URL,
+    AwsEndpoints, ConfigError, DEFAULT_CRED_VERIFICATION_URL, DEFAULT_IAM_CREDENTIALS_URL,
     DEFAULT_IMDS_CREDENTIALS_URL, DEFAULT_IMDS_REGION_URL, DEFAULT_IMDSV2_SESSION_TOKEN_URL,
     DEFAULT_LIFETIME_SECONDS, DEFAULT_TOKEN_URL, Federation, Settings, error,
 };
@@ -57,7 +57,7 @@ pub(crate) fn federation(settings: &Settings) -> Result<Federation, ConfigError>
         )),
         service_account: Some(service_account),
         token_lifetime_seconds: lifetime,
-        aws: AwsSource {
+        aws: AwsEndpoints {
             region_url: Some(DEFAULT_IMDS_REGION_URL.into()),
             credentials_url: Some(DEFAULT_IMDS_CREDENTIALS_URL.into()),
             cred_verification_url: DEFAULT_CRED_VERIFICATION_URL.into(),

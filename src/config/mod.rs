@@ -49,9 +49,10 @@ const CHUNK_QUANTUM: u64 = 256 * 1024;
 /// The hosts google-auth accepts for AWS metadata URLs.
 const IMDS_HOSTS: &[&str] = &["169.254.169.254", "[fd00:ec2::254]"];
 
-/// Where the AWS side's facts come from when the environment does not say.
+/// Where the AWS side of the exchange is: the metadata URLs (when the environment does not
+/// give credentials or a region) and the GetCallerIdentity URL the subject token signs.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AwsSource {
+pub struct AwsEndpoints {
     /// IMDS availability-zone URL (the region is the zone minus its letter).
     pub region_url: Option<String>,
     /// IMDS security-credentials URL (role name, then credentials).
@@ -71,7 +72,7 @@ pub struct Federation {
     pub impersonation_url: Option<String>,
     pub service_account: Option<String>,
     pub token_lifetime_seconds: u32,
-    pub aws: AwsSource,
+    pub aws: AwsEndpoints,
 }
 
 impl Federation {

@@ -77,7 +77,7 @@ pub fn deliver(
     upload::validate_name(&spec.name)?;
     let started = io.now();
     let mut tally = Tally::default();
-    let mut upload = Upload {
+    let mut delivery = Delivery {
         io,
         tokens,
         destination,
@@ -86,11 +86,11 @@ pub fn deliver(
     };
     let (object, checksums, kind) = match spec.size {
         Some(size) if size <= destination.upload.single_request_limit => {
-            let (object, checksums) = upload.multipart(source, size)?;
+            let (object, checksums) = delivery.multipart(source, size)?;
             (object, checksums, "multipart")
         }
         _ => {
-            let (object, checksums) = upload.resumable(source)?;
+            let (object, checksums) = delivery.resumable(source)?;
             (Some(object), checksums, "resumable")
         }
     };
@@ -153,7 +153,7 @@ struct Tries {
     renewed: bool,
 }
 
-struct Upload<'a> {
+struct Delivery<'a> {
     io: &'a mut dyn Io,
     tokens: &'a mut TokenSource,
     destination: &'a Destination,
@@ -161,7 +161,7 @@ struct Upload<'a> {
     tally: &'a mut Tally,
 }
 
-impl Upload<'_> {
+impl Delivery<'_> {
     fn token(&mut self) -> Result<Secret, Error> {
         Ok(self.tokens.access_token(self.io, self.destination)?.token)
     }

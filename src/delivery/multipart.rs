@@ -4,10 +4,10 @@
 use super::checksum::Checksums;
 use super::json_api::{self as upload, ObjectResource};
 use super::source::{ByteSource, read_exactly};
-use super::{Failure, Upload};
+use super::{Delivery, Failure};
 use crate::error::Error;
 
-impl Upload<'_> {
+impl Delivery<'_> {
     /// Reads exactly `size` bytes and sends them in one request. `None` for the object means
     /// delivered-but-unconfirmed.
     pub(super) fn multipart(

@@ -5,11 +5,11 @@
 use super::checksum::Checksums;
 use super::json_api::{self as upload, ObjectResource, SessionState};
 use super::source::{ByteSource, ended_early, ensure_ended};
-use super::{Failure, Upload};
+use super::{Delivery, Failure};
 use crate::error::{Error, Step};
 use crate::io::{Response, TransportError};
 
-impl Upload<'_> {
+impl Delivery<'_> {
     fn start_session(&mut self) -> Result<String, Error> {
         let mut tries = self.tries();
         loop {

@@ -4,14 +4,14 @@
 use super::{AwsCredentials, Provider, cred_error, parse_credentials};
 use crate::aws::Quote;
 use crate::aws::imds::Imds;
-use crate::config::AwsSource;
+use crate::config::AwsEndpoints;
 use crate::error::{Error, Step};
 use crate::io::Io;
 
 /// The instance profile's credentials; `url` lists its role.
 pub(super) fn credentials(
     io: &mut dyn Io,
-    source: &AwsSource,
+    source: &AwsEndpoints,
     v1_fallback: bool,
     url: &str,
 ) -> Result<AwsCredentials, Error> {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::config::AwsSource;
+use crate::config::AwsEndpoints;
 use crate::error::{Error, Step};
 use crate::io::Io;
 use crate::secret::Secret;
@@ -36,7 +36,7 @@ pub struct AwsCredentials {
 /// Finds AWS credentials. `imds_v1_fallback` allows IMDSv1 when the IMDSv2 token is refused.
 pub fn credentials(
     io: &mut dyn Io,
-    source: &AwsSource,
+    source: &AwsEndpoints,
     imds_v1_fallback: bool,
 ) -> Result<AwsCredentials, Error> {
     if let Some(creds) = environment::credentials(io)? {
