@@ -19,26 +19,28 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-/// Hosts the component may reach unless told otherwise: Google's APIs and AWS's STS and
-/// credential endpoints (IMDS, ECS and EKS Pod Identity).
-pub const DEFAULT_ALLOWED_HOSTS: &[&str] = &[
-    "*.googleapis.com",
-    "sts.amazonaws.com",
-    "sts.*.amazonaws.com",
-    "sts.*.amazonaws.com.cn",
-    "169.254.169.254",
-    "fd00:ec2::254",
-    "169.254.170.2",
-    "169.254.170.23",
-];
+/// Hosts the component may reach unless told otherwise: Google's APIs and AWS's STS, and the
+/// AWS credential endpoints the component knows (IMDS, ECS and EKS Pod Identity).
+pub fn default_allowed_hosts() -> Vec<String> {
+    [
+        "*.googleapis.com",
+        "sts.amazonaws.com",
+        "sts.*.amazonaws.com",
+        "sts.*.amazonaws.com.cn",
+    ]
+    .into_iter()
+    .chain(plain_http_metadata_hosts())
+    .map(str::to_owned)
+    .collect()
+}
 
 /// AWS's credential endpoints speak plain HTTP on link-local addresses by design.
-const PLAIN_HTTP_METADATA_HOSTS: &[&str] = &[
-    "169.254.169.254",
-    "fd00:ec2::254",
-    "169.254.170.2",
-    "169.254.170.23",
-];
+fn plain_http_metadata_hosts() -> impl Iterator<Item = &'static str> {
+    wif_push::aws::IMDS_HOSTS
+        .iter()
+        .chain(wif_push::aws::CONTAINER_HOSTS)
+        .copied()
+}
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -129,10 +131,7 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Policy {
-            allowed: DEFAULT_ALLOWED_HOSTS
-                .iter()
-                .map(|h| h.to_string())
-                .collect(),
+            allowed: default_allowed_hosts(),
             routes: Vec::new(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             first_byte_timeout: DEFAULT_FIRST_BYTE_TIMEOUT,
@@ -180,7 +179,7 @@ impl Policy {
                 .build()
                 .expect("a socket address and a valid path make a valid URI"));
         }
-        if !https && !PLAIN_HTTP_METADATA_HOSTS.contains(&host.as_str()) {
+        if !https && !plain_http_metadata_hosts().any(|h| h == host) {
             return Err(Denied::PlainHttp { host });
         }
         Ok(uri.clone())
@@ -321,6 +320,23 @@ mod tests {
         );
         let imds = uri("http://169.254.169.254/latest/api/token");
         assert_eq!(policy.decide(&imds).unwrap(), imds);
+    }
+
+    #[test]
+    fn every_aws_endpoint_the_component_knows_is_allowed_by_default() {
+        let policy = Policy::default();
+        for host in wif_push::aws::IMDS_HOSTS
+            .iter()
+            .chain(wif_push::aws::CONTAINER_HOSTS)
+        {
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.to_string()
+            };
+            let url = uri(&format!("http://{host}/v1/credentials"));
+            assert_eq!(policy.decide(&url).as_ref(), Ok(&url), "{host}");
+        }
     }
 
     #[test]

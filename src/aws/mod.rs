@@ -21,6 +21,11 @@ mod imds;
 mod region;
 
 pub use credentials::{AwsCredentials, Provider, credentials};
+
+/// The ECS and EKS Pod Identity container-credential hosts, where the SDKs allow plain HTTP.
+pub const CONTAINER_HOSTS: &[&str] = &["169.254.170.2", "169.254.170.23", "fd00:ec2::23"];
+/// The EC2 instance metadata hosts (IPv4 and IPv6), as google-auth accepts them.
+pub const IMDS_HOSTS: &[&str] = &["169.254.169.254", "fd00:ec2::254"];
 pub use region::region;
 
 use std::time::Duration;

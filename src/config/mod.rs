@@ -46,9 +46,6 @@ pub const DEFAULT_INITIAL_RETRY_DELAY_MS: u32 = 1000;
 pub const DEFAULT_UPLOAD_TIMEOUT_SECONDS: u32 = 120;
 const CHUNK_QUANTUM: u64 = 256 * 1024;
 
-/// The hosts google-auth accepts for AWS metadata URLs.
-const IMDS_HOSTS: &[&str] = &["169.254.169.254", "[fd00:ec2::254]"];
-
 /// Where the AWS side of the exchange is: the metadata URLs (when the environment does not
 /// give credentials or a region) and the GetCallerIdentity URL the subject token signs.
 #[derive(Clone, Debug, PartialEq, Eq)]

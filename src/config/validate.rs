@@ -1,7 +1,7 @@
 //! The rules every destination value obeys, each naming the field and a valid example.
 
 use super::{
-    CHUNK_QUANTUM, ConfigError, DEFAULT_CRED_VERIFICATION_URL, IMDS_HOSTS, MAX_LIFETIME_SECONDS,
+    CHUNK_QUANTUM, ConfigError, DEFAULT_CRED_VERIFICATION_URL, MAX_LIFETIME_SECONDS,
     MIN_LIFETIME_SECONDS, error,
 };
 
@@ -222,7 +222,8 @@ pub(crate) fn validate_imds_url(field: &str, url: &str) -> Result<String, Config
     let host_ok = url
         .strip_prefix("http://")
         .and_then(|rest| rest.split('/').next())
-        .is_some_and(|host| IMDS_HOSTS.contains(&host));
+        .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
+        .is_some_and(|host| crate::aws::IMDS_HOSTS.contains(&host));
     if host_ok {
         Ok(url.to_owned())
     } else {

@@ -71,7 +71,7 @@ fn validate_url(url: &str) -> Result<(), Error> {
         .trim_start_matches('[')
         .trim_end_matches(']');
     let plain_ok = host == "localhost"
-        || ["169.254.170.2", "169.254.170.23", "fd00:ec2::23"].contains(&host)
+        || crate::aws::CONTAINER_HOSTS.contains(&host)
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
     match uri.scheme_str() {
         Some("https") => Ok(()),
