@@ -67,6 +67,15 @@ pub fn destination() -> Destination {
     Destination::from_settings(&settings()).unwrap()
 }
 
+/// An environment of `pairs`, for settings read through a lookup.
+pub fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
 /// The settings of [`destination`].
 pub fn settings() -> Settings {
     Settings {

@@ -297,17 +297,8 @@ impl<'de> de::Deserializer<'de> for Node {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| map.get(name).cloned()
-    }
+    use crate::testing::lookup as env;
 
     #[test]
     fn names_are_derived_from_the_keys() {
@@ -341,7 +332,7 @@ mod tests {
             "{vars:?}"
         );
         assert!(vars.contains(&("WIF_PUSH_P_IMDS_V1_FALLBACK".into(), "true".into())));
-        let map: HashMap<String, String> = vars.into_iter().collect();
+        let map: std::collections::HashMap<String, String> = vars.into_iter().collect();
         let (back, _) = super::settings(Some("p"), &|name| map.get(name).cloned()).unwrap();
         assert_eq!(back, settings);
     }

@@ -233,14 +233,7 @@ mod tests {
     }
 
     fn facts() -> Settings {
-        Settings {
-            project_number: Some("123456789012".into()),
-            pool_id: Some("aws-pool".into()),
-            provider_id: Some("aws-provider".into()),
-            service_account: Some("uploader@partner.iam.gserviceaccount.com".into()),
-            bucket: Some("partner-inbox".into()),
-            ..Default::default()
-        }
+        crate::testing::settings()
     }
 
     #[test]
