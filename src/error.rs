@@ -139,6 +139,21 @@ impl From<crate::sigv4::SigningError> for Error {
     }
 }
 
+/// `text` for a message meant for people: quoted, control characters escaped, at most `max`
+/// characters of it (a bad value may be megabytes long).
+pub fn quote(text: &str, max: usize) -> String {
+    let mut out = String::from("\"");
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        out.extend(c.escape_debug());
+    }
+    out.push('"');
+    out
+}
+
 /// At most `max` characters of a server's answer, on one line, for quoting in an error.
 pub fn excerpt(body: &[u8], max: usize) -> String {
     let text = String::from_utf8_lossy(body);
@@ -146,5 +161,16 @@ pub fn excerpt(body: &[u8], max: usize) -> String {
     match one_line.char_indices().nth(max) {
         Some((cut, _)) => format!("{}…", &one_line[..cut]),
         None => one_line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quotes_are_short_escaped_and_one_line() {
+        assert_eq!(super::quote("a\r\nb", 10), "\"a\\r\\nb\"");
+        let long = super::quote(&"x".repeat(10_000_000), 20);
+        assert_eq!(long.chars().count(), 23);
+        assert!(long.ends_with("…\""));
     }
 }

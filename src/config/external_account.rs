@@ -134,15 +134,6 @@ pub(crate) fn federation(text: &str, settings: &Settings) -> Result<Federation, 
             )
         }
     };
-    if let (Some(given), Some(from_file)) = (&settings.service_account, &service_account)
-        && given != from_file
-    {
-        return Err(error(
-            "service_account",
-            format!("is {given:?} but the credential configuration impersonates {from_file:?}"),
-            "remove service_account or make the two agree",
-        ));
-    }
     let lifetime = settings
         .token_lifetime_seconds
         .or(file

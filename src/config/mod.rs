@@ -176,7 +176,25 @@ impl Destination {
                     "give the file's JSON text, or let the host read it first",
                 ));
             }
-            Some(text) => external_account::federation(text, settings)?,
+            Some(text) => {
+                let facts = [
+                    ("project_number", &settings.project_number),
+                    ("pool_id", &settings.pool_id),
+                    ("provider_id", &settings.provider_id),
+                    ("service_account", &settings.service_account),
+                ];
+                if let Some((fact, _)) = facts.iter().find(|(_, value)| value.is_some()) {
+                    return Err(error(
+                        &format!("credential_config and {fact}"),
+                        "are both given",
+                        format!(
+                            "give either the gcloud file or the five facts, not both: remove \
+                             {fact} (the file names the pool, provider and service account)"
+                        ),
+                    ));
+                }
+                external_account::federation(text, settings)?
+            }
             None => facts::federation(settings)?,
         };
         Ok(Destination {
@@ -339,6 +357,20 @@ mod tests {
             let e = Destination::from_settings(&input).unwrap_err();
             assert_eq!(e.field, field, "{e}");
         }
+    }
+
+    #[test]
+    fn the_file_and_the_facts_together_are_refused() {
+        let mut settings = facts();
+        settings.credential_config = Some(FILE.into());
+        let e = Destination::from_settings(&settings).unwrap_err();
+        assert_eq!(e.field, "credential_config and project_number");
+        assert!(e.fix.contains("not both"), "{e}");
+        settings.project_number = None;
+        settings.pool_id = None;
+        settings.provider_id = None;
+        let e = Destination::from_settings(&settings).unwrap_err();
+        assert_eq!(e.field, "credential_config and service_account");
     }
 
     #[test]

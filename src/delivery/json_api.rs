@@ -58,6 +58,85 @@ pub struct ObjectResource {
     pub md5_hash: Option<String>,
 }
 
+/// Cloud Storage refuses more custom metadata than this (keys and values together).
+pub const MAX_METADATA_BYTES: usize = 8 * 1024;
+
+/// The one rule for what an object is created with, whoever asks (CLI flags, the library's
+/// WIT call, the sidecar's headers): a valid name, a content type and metadata that can travel
+/// in HTTP headers (as `x-upload-content-type` and, with other tools, `x-goog-meta-*`), and at
+/// most [`MAX_METADATA_BYTES`] of metadata.
+pub fn validate_object(spec: &ObjectSpec) -> Result<(), Error> {
+    validate_name(&spec.name)?;
+    let refuse = |message: String, fix: &str| Err(Error::new(Step::Upload, message).with_fix(fix));
+    if let Err(problem) = check_content_type(&spec.content_type) {
+        return refuse(
+            format!("the content type of {} {problem}", spec.name),
+            "give a MIME type such as text/csv or application/octet-stream",
+        );
+    }
+    if let Err(problem) = check_metadata(spec.metadata.iter()) {
+        return refuse(
+            format!("the metadata of {} {problem}", spec.name),
+            "use keys of letters, digits and - _ . and values without control characters, \
+             8 KiB in all",
+        );
+    }
+    Ok(())
+}
+
+/// A content type: visible ASCII, spaces and tabs (an HTTP field value), at most 1024 bytes.
+pub fn check_content_type(value: &str) -> Result<(), String> {
+    if value.len() > 1024 {
+        Err(format!("is {} bytes long", value.len()))
+    } else if let Some(c) = value.chars().find(|c| !is_field_char(*c)) {
+        Err(format!("contains {}", describe(c)))
+    } else {
+        Ok(())
+    }
+}
+
+/// Custom metadata: keys that are HTTP header-name characters, values without control
+/// characters, [`MAX_METADATA_BYTES`] in all.
+pub fn check_metadata<'a>(
+    pairs: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Result<(), String> {
+    let mut total = 0;
+    for (key, value) in pairs {
+        let key_ok = !key.is_empty()
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !key_ok {
+            return Err(format!(
+                "has the key {}, which is not a header-name token",
+                crate::error::quote(key, 64)
+            ));
+        }
+        if let Some(c) = value.chars().find(|c| c.is_control()) {
+            return Err(format!("value of {key} contains {}", describe(c)));
+        }
+        total += key.len() + value.len();
+    }
+    if total > MAX_METADATA_BYTES {
+        return Err(format!(
+            "is {total} bytes; Cloud Storage allows at most {MAX_METADATA_BYTES}"
+        ));
+    }
+    Ok(())
+}
+
+fn is_field_char(c: char) -> bool {
+    c == ' ' || c == '\t' || c.is_ascii_graphic()
+}
+
+fn describe(c: char) -> String {
+    if c.is_control() {
+        format!("the control character U+{:04X}", u32::from(c))
+    } else {
+        format!("the non-ASCII character {c:?}")
+    }
+}
+
 /// Object names: UTF-8, 1 to 1024 bytes, no CR/LF, not `.` or `..`, not starting
 /// `.well-known/acme-challenge/` (GCS's rules).
 pub fn validate_name(name: &str) -> Result<(), Error> {
@@ -75,10 +154,11 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
         None
     };
     match problem {
-        Some(problem) => Err(
-            Error::new(Step::Upload, format!("object name {name:?} {problem}"))
-                .with_fix("choose a name of 1 to 1024 bytes without line breaks"),
-        ),
+        Some(problem) => Err(Error::new(
+            Step::Upload,
+            format!("object name {} {problem}", crate::error::quote(name, 200)),
+        )
+        .with_fix("choose a name of 1 to 1024 bytes without line breaks")),
         None => Ok(()),
     }
 }
@@ -185,6 +265,30 @@ pub fn chunk(
 /// Asks a session how much it has committed (or for the object, if it finished).
 pub fn status_query(session_url: &str, token: &Secret, total: Option<u64>) -> http::Request<()> {
     chunk(session_url, token, 0, 0, total, None)
+}
+
+/// The session URL of a started resumable upload: its `Location`, which must be on the
+/// storage endpoint itself, since every chunk sent there carries the access token.
+pub fn session_url(response: &Response, storage_url: &str) -> Result<String, Error> {
+    let refuse = |problem: String| Err(Error::new(Step::Upload, problem));
+    let Some(location) = crate::io::header(response, "location") else {
+        return refuse("GCS started a resumable session without a Location".into());
+    };
+    let origin = |url: &str| {
+        url.parse::<http::Uri>().ok().and_then(|u| {
+            let scheme = u.scheme_str()?.to_owned();
+            let port = u.port_u16();
+            Some((scheme, u.host()?.to_ascii_lowercase(), port))
+        })
+    };
+    match origin(location) {
+        Some(at) if Some(&at) == origin(storage_url).as_ref() => Ok(location.to_owned()),
+        _ => refuse(format!(
+            "GCS answered a resumable session at {}, which is not on {storage_url}; the token is \
+             not sent there",
+            crate::error::quote(location, 200)
+        )),
+    }
 }
 
 /// What a resumable-session answer means.
@@ -375,6 +479,53 @@ mod tests {
                 .contains("roles/storage.objectCreator")
         );
         assert!(upload_error(&response(503, &[], "busy"), "a").transient);
+    }
+
+    #[test]
+    fn content_types_and_metadata_follow_one_rule() {
+        let mut object = spec("a.txt");
+        assert!(validate_object(&object).is_ok());
+        for bad in ["text/plain\r\nX: 1", "text/plain\u{7}", "text/é"] {
+            object.content_type = bad.into();
+            let e = validate_object(&object).unwrap_err();
+            assert!(e.to_string().contains("content type of a.txt"), "{e}");
+            assert!(!e.to_string().contains('\n'), "one line: {e}");
+        }
+        object.content_type = "text/csv; charset=utf-8".into();
+        for (key, value) in [("bad key", "v"), ("k", "line\nbreak"), ("", "v")] {
+            object.metadata = BTreeMap::from([(key.into(), value.into())]);
+            let e = validate_object(&object).unwrap_err();
+            assert!(e.to_string().contains("metadata of a.txt"), "{e}");
+        }
+        object.metadata = BTreeMap::from([("k".into(), "v".repeat(20_000))]);
+        assert!(
+            validate_object(&object)
+                .unwrap_err()
+                .to_string()
+                .contains("8192")
+        );
+        object.metadata = BTreeMap::from([("source-system".into(), "Zürich export".into())]);
+        assert!(validate_object(&object).is_ok());
+    }
+
+    #[test]
+    fn session_urls_stay_on_the_storage_endpoint() {
+        let storage = "https://storage.googleapis.com";
+        let at =
+            |location: &str| session_url(&response(200, &[("location", location)], ""), storage);
+        let good = "https://storage.googleapis.com/upload/storage/v1/b/b/o?upload_id=x";
+        assert_eq!(at(good).unwrap(), good);
+        for bad in [
+            "https://attacker.example/upload?upload_id=x",
+            "http://storage.googleapis.com/upload",
+            "https://storage.googleapis.com:8443/upload",
+            "/relative",
+            "not a url",
+        ] {
+            let e = at(bad).unwrap_err();
+            assert!(e.to_string().contains("not sent there"), "{bad}: {e}");
+        }
+        assert!(session_url(&response(200, &[], ""), storage).is_err());
     }
 
     #[test]

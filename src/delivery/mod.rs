@@ -74,7 +74,7 @@ pub fn deliver(
     spec: &ObjectSpec,
     source: &mut dyn ByteSource,
 ) -> Result<Receipt, Error> {
-    upload::validate_name(&spec.name)?;
+    upload::validate_object(spec)?;
     let started = io.now();
     let mut tally = Tally::default();
     let mut delivery = Delivery {

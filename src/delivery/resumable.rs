@@ -24,14 +24,7 @@ impl Delivery<'_> {
                 // A lost answer leaves at most an unused session behind: just start another.
                 Err(e) => self.transport_failure(e),
                 Ok(response) if response.status().is_success() => {
-                    return crate::io::header(&response, "location")
-                        .map(str::to_owned)
-                        .ok_or_else(|| {
-                            Error::new(
-                                Step::Upload,
-                                "GCS started a resumable session without a Location",
-                            )
-                        });
+                    return upload::session_url(&response, &self.destination.storage_url);
                 }
                 Ok(response) => self.status_failure(&response),
             };

@@ -1,9 +1,7 @@
 //! The object's settings from a request's headers.
 
 use super::answer::Answer;
-
-/// GCS refuses more custom metadata than this (keys and values together).
-const MAX_METADATA_BYTES: usize = 8 * 1024;
+use crate::delivery::json_api::{check_content_type, check_metadata};
 
 /// The object's settings from the request headers: `content-type`, `x-goog-meta-*` and
 /// `content-length` (its size; absent for a chunked body).
@@ -22,7 +20,6 @@ pub fn object_from_headers<'a>(
         metadata: Vec::new(),
         size: None,
     };
-    let mut metadata_bytes = 0;
     for (name, value) in headers {
         let name = name.to_ascii_lowercase();
         let text = || {
@@ -45,17 +42,20 @@ pub fn object_from_headers<'a>(
                 ));
             }
             let value = text()?;
-            metadata_bytes += key.len() + value.len();
             object.metadata.push((key.to_owned(), value.to_owned()));
         }
     }
-    if metadata_bytes > MAX_METADATA_BYTES {
+    // The same rule as every other way in (`delivery::json_api::validate_object`).
+    if let Some(Err(problem)) = object.content_type.as_deref().map(check_content_type) {
         return Err(Answer::refuse(
             400,
-            format!(
-                "the x-goog-meta-* headers carry {metadata_bytes} bytes; Cloud Storage allows \
-                 at most {MAX_METADATA_BYTES} of custom metadata"
-            ),
+            format!("the content-type header {problem}"),
+        ));
+    }
+    if let Err(problem) = check_metadata(object.metadata.iter().map(|(k, v)| (k, v))) {
+        return Err(Answer::refuse(
+            400,
+            format!("the x-goog-meta-* headers: the metadata {problem}"),
         ));
     }
     Ok(object)
@@ -97,5 +97,18 @@ mod tests {
                 .status,
             400
         );
+    }
+
+    #[test]
+    fn headers_obey_the_rule_every_object_obeys() {
+        let refused = |headers: &[(&str, &[u8])]| {
+            object_from_headers(headers.iter().copied())
+                .unwrap_err()
+                .status
+        };
+        assert_eq!(refused(&[("content-type", b"text/plain\x01")]), 400);
+        let big = vec![b'v'; 9 * 1024];
+        assert_eq!(refused(&[("x-goog-meta-k", &big)]), 400);
+        assert_eq!(refused(&[("x-goog-meta-k", b"a\x7fb")]), 400);
     }
 }
