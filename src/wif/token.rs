@@ -19,6 +19,9 @@ use crate::wif::{iam, sts};
 
 /// A token is refreshed this long before it expires, so none expires mid-request.
 pub const REFRESH_SLACK: Duration = Duration::from_secs(300);
+/// After the exchange gave up on a dead endpoint, later deliveries fail at once with the same
+/// diagnosis for this long instead of each running the whole backoff again; then one tries.
+pub const GIVE_UP_MEMORY: Duration = Duration::from_secs(300);
 const GOOGLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug)]
@@ -35,6 +38,8 @@ pub struct TokenSource {
     aws: Option<AwsCredentials>,
     /// The subject token's signing keys, so each is derived once per secret and day.
     signing_keys: SigningKeyCache,
+    /// The last exchange that gave up, per cache key, and when.
+    gave_up: HashMap<String, (Error, OffsetDateTime)>,
 }
 
 /// One cache entry per audience, service account and lifetime.
@@ -68,6 +73,35 @@ impl TokenSource {
                 ..cached.clone()
             });
         }
+        if let Some((error, at)) = self.gave_up.get(&key)
+            && now - *at < GIVE_UP_MEMORY
+        {
+            let mut error = error.clone();
+            error.message = format!(
+                "{} (not tried again: the exchange gave up {} s ago)",
+                error.message,
+                (now - *at).whole_seconds()
+            );
+            return Err(error);
+        }
+        // Only a give-up is transient here: the retry loop returns every other error at once.
+        let token = self.exchange_for(io, destination).inspect_err(|e| {
+            if e.transient {
+                self.gave_up.insert(key.clone(), (e.clone(), now));
+            }
+        })?;
+        self.gave_up.remove(&key);
+        self.tokens.insert(key, token.clone());
+        Ok(token)
+    }
+
+    /// Runs the whole exchange for `destination`.
+    fn exchange_for(
+        &mut self,
+        io: &mut dyn Io,
+        destination: &Destination,
+    ) -> Result<AccessToken, Error> {
+        let now = io.now();
         let subject = self.subject_token(io, destination, None)?;
         let federated = self.exchange(io, destination, &subject)?;
         let token = match (
@@ -101,7 +135,6 @@ impl TokenSource {
                 from_cache: false,
             },
         };
-        self.tokens.insert(key, token.clone());
         Ok(token)
     }
 
@@ -288,6 +321,40 @@ mod tests {
         }
         assert_eq!(io.count("POST https://sts.googleapis.com"), 1);
         assert_eq!(io.count("POST https://iamcredentials.googleapis.com"), 1);
+    }
+
+    #[test]
+    fn after_a_give_up_the_next_deliveries_fail_at_once_for_a_while() {
+        let mut io = FakeIo::new();
+        google(&mut io);
+        io.on("POST https://sts.googleapis.com/v1/token", |_| {
+            respond(503, "down")
+        });
+        let mut source = TokenSource::default();
+        let first = source.access_token(&mut io, &destination()).unwrap_err();
+        assert!(
+            first.message.contains("gave up after 6 attempts"),
+            "{first}"
+        );
+        let sent = io.count("POST https://sts.googleapis.com");
+        assert_eq!(sent, 6);
+        for _ in 0..10 {
+            let again = source.access_token(&mut io, &destination()).unwrap_err();
+            assert!(again.message.starts_with(&first.message), "{again}");
+            assert!(again.message.contains("not tried again"), "{again}");
+            assert_eq!(again.fix, first.fix);
+        }
+        assert_eq!(
+            io.count("POST https://sts.googleapis.com"),
+            sent,
+            "no request sent"
+        );
+        io.now += GIVE_UP_MEMORY;
+        google(&mut io);
+        assert!(
+            source.access_token(&mut io, &destination()).is_ok(),
+            "a later try"
+        );
     }
 
     #[test]
