@@ -38,7 +38,7 @@ fn answer(method: &str, path: &str, request: IncomingRequest) -> Answer {
     };
     let destinations = sidecar::destinations(&io::setting, &|path| std::fs::read_to_string(path));
     if let Route::Health = route {
-        return Answer::health(destinations.as_deref());
+        return Answer::health(destinations.as_ref());
     }
     let destinations = match destinations {
         Ok(list) => list,

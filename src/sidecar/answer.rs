@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::config::Destination;
+use super::Configured;
 use crate::delivery::Receipt;
 use crate::error::{Error, Step};
 
@@ -36,16 +36,7 @@ impl Answer {
     /// A failed step, in the shape `host-test --json` prints, with the HTTP status that tells
     /// the application what to do about it.
     pub fn failed(error: &Error) -> Self {
-        Answer::new(
-            status_for(error),
-            json!({"error": {
-                "step": error.step.name(),
-                "message": error.to_string(),
-                "fix": error.fix,
-                "status": error.status,
-                "transient": error.transient,
-            }}),
-        )
+        Answer::new(status_for(error), error_json(error))
     }
 
     /// 201: an object was created.
@@ -58,35 +49,72 @@ impl Answer {
         }
     }
 
-    /// `GET /healthz`: 200 with what the sidecar delivers to, or 503 when its configuration is
-    /// unusable.
-    pub fn health(destinations: Result<&[(String, Destination)], &Error>) -> Self {
-        match destinations {
-            Ok(destinations) => {
-                let list: Vec<_> = destinations
-                    .iter()
-                    .map(|(id, d)| {
-                        json!({
-                            "id": id,
-                            "bucket": d.bucket,
-                            "prefix": d.prefix,
-                            "service_account": d.federation.service_account,
-                            "audience": d.federation.audience,
-                        })
-                    })
-                    .collect();
-                Answer::new(200, json!({"status": "ok", "destinations": list}))
+    /// `GET /healthz`: each destination's state (never a secret); 200 while any destination
+    /// can deliver (`"degraded"` when some cannot), 503 when none can.
+    pub fn health(destinations: Result<&Configured, &Error>) -> Self {
+        let destinations = match destinations {
+            Ok(destinations) => destinations,
+            Err(error) => {
+                return Answer {
+                    status: 503,
+                    ..Answer::failed(error)
+                };
             }
-            Err(error) => Answer {
-                status: 503,
-                ..Answer::failed(error)
-            },
+        };
+        let list: Vec<_> = destinations
+            .iter()
+            .map(|(id, d)| match d {
+                Ok(d) => json!({
+                    "id": id,
+                    "state": "ok",
+                    "bucket": d.bucket,
+                    "prefix": d.prefix,
+                    "service_account": d.federation.service_account,
+                    "audience": d.federation.audience,
+                }),
+                Err(error) => json!({
+                    "id": id,
+                    "state": "error",
+                    "error": error_fields(error),
+                }),
+            })
+            .collect();
+        let working = destinations.iter().filter(|(_, d)| d.is_ok()).count();
+        let (status, state) = match working {
+            0 => (503, "unusable"),
+            n if n == destinations.len() => (200, "ok"),
+            _ => (200, "degraded"),
+        };
+        let mut answer = Answer::new(status, json!({"status": state, "destinations": list}));
+        if working == 0
+            && let [(_, Err(error))] = destinations.as_slice()
+        {
+            // One destination: its error at the top, as every other failed answer has it.
+            answer.body =
+                json!({"status": state, "error": error_fields(error), "destinations": list})
+                    .to_string();
         }
+        answer
     }
 
     pub fn body_bytes(&self) -> Vec<u8> {
         format!("{}\n", self.body).into_bytes()
     }
+}
+
+/// `{"error": {...}}` in the shape `host-test --json` prints.
+fn error_json(error: &Error) -> serde_json::Value {
+    json!({ "error": error_fields(error) })
+}
+
+fn error_fields(error: &Error) -> serde_json::Value {
+    json!({
+        "step": error.step.name(),
+        "message": error.to_string(),
+        "fix": error.fix,
+        "status": error.status,
+        "transient": error.transient,
+    })
 }
 
 /// The HTTP status for a failed step:

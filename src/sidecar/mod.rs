@@ -23,54 +23,62 @@ use crate::config::environment::{self, DEFAULT_ID};
 use crate::config::{ConfigError, Destination};
 use crate::error::Error;
 
+/// The configured destinations, each validated on its own: a broken one answers with its
+/// error while the others keep working.
+pub type Configured = Vec<(String, Result<Destination, Error>)>;
+
 /// The destination a route names, from the configured ones.
 pub fn pick<'a>(
-    destinations: &'a [(String, Destination)],
+    destinations: &'a Configured,
     wanted: Option<&str>,
 ) -> Result<&'a Destination, Answer> {
-    match wanted {
+    let ids = || {
+        destinations
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let found = match wanted {
         Some(id) => destinations
             .iter()
             .find(|(have, _)| have == id)
             .map(|(_, d)| d)
             .ok_or_else(|| {
-                let ids: Vec<&str> = destinations.iter().map(|(id, _)| id.as_str()).collect();
                 Answer::refuse(
                     404,
-                    format!(
-                        "no destination {id:?} is configured; configured: {}",
-                        ids.join(", ")
-                    ),
+                    format!("no destination {id:?} is configured; configured: {}", ids()),
                 )
-            }),
-        None => match destinations {
-            [(_, only)] => Ok(only),
+            })?,
+        None => match destinations.as_slice() {
+            [(_, only)] => only,
             _ => {
-                let ids: Vec<&str> = destinations.iter().map(|(id, _)| id.as_str()).collect();
-                Err(Answer::refuse(
+                return Err(Answer::refuse(
                     400,
                     format!(
                         "several destinations are configured ({}): use \
                          /v1/destinations/ID/objects/NAME or /v1/destinations/ID/verify",
-                        ids.join(", ")
+                        ids()
                     ),
-                ))
+                ));
             }
         },
-    }
+    };
+    found.as_ref().map_err(Answer::failed)
 }
 
-/// The configured destinations, validated, from `lookup` (the environment, then `wasi:config`)
-/// and `read_file` (for a `WIF_PUSH_CREDENTIAL_CONFIG` that names a file). Every error names
-/// the variable at fault.
+/// The configured destinations from `lookup` (the environment, then `wasi:config`) and
+/// `read_file` (for a `WIF_PUSH_CREDENTIAL_CONFIG` that names a file). Only a bad
+/// `WIF_PUSH_DESTINATIONS` fails them all; every error names the variable at fault.
 pub fn destinations(
     lookup: &dyn Fn(&str) -> Option<String>,
     read_file: &dyn Fn(&str) -> std::io::Result<String>,
-) -> Result<Vec<(String, Destination)>, Error> {
+) -> Result<Configured, Error> {
     let listed = environment::destination_ids(lookup)?;
     let several = listed.is_some();
     let ids = listed.unwrap_or_else(|| vec![DEFAULT_ID.to_owned()]);
-    ids.into_iter()
+    Ok(ids
+        .into_iter()
         .map(|id| {
             let own = several.then_some(id.as_str());
             let destination = destination(own, lookup, read_file).map_err(|e| {
@@ -79,10 +87,10 @@ pub fn destinations(
                     error.message = format!("destination {id}: {}", error.message);
                 }
                 error
-            })?;
-            Ok((id, destination))
+            });
+            (id, destination)
         })
-        .collect()
+        .collect())
 }
 
 fn destination(
@@ -124,9 +132,10 @@ mod tests {
     #[test]
     fn one_destination_from_the_environment() {
         let list = destinations(&env(FACTS), &no_files).unwrap();
+        let bucket = |i: usize| list[i].1.as_ref().unwrap().bucket.clone();
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].0, "default");
-        assert_eq!(list[0].1.bucket, "partner-inbox");
+        assert_eq!(bucket(0), "partner-inbox");
         assert!(pick(&list, None).is_ok());
         assert!(pick(&list, Some("default")).is_ok());
         assert_eq!(pick(&list, Some("other")).unwrap_err().status, 404);
@@ -139,19 +148,60 @@ mod tests {
         pairs.push(("WIF_PUSH_PARTNER_B_BUCKET", "b-inbox"));
         pairs.push(("WIF_PUSH_PARTNER_B_PREFIX", "from-us/"));
         let list = destinations(&env(&pairs), &no_files).unwrap();
+        let destination = |i: usize| list[i].1.as_ref().unwrap();
         assert_eq!(list[0].0, "partner-a");
-        assert_eq!(list[0].1.bucket, "partner-inbox");
-        assert_eq!(list[1].1.bucket, "b-inbox");
-        assert_eq!(list[1].1.prefix, "from-us/");
+        assert_eq!(destination(0).bucket, "partner-inbox");
+        assert_eq!(destination(1).bucket, "b-inbox");
+        assert_eq!(destination(1).prefix, "from-us/");
         assert_eq!(pick(&list, None).unwrap_err().status, 400);
         assert_eq!(pick(&list, Some("partner-b")).unwrap().bucket, "b-inbox");
+    }
+
+    /// The first configuration error, whether of the list or of a destination.
+    fn first_error(list: Result<Configured, Error>) -> Error {
+        match list {
+            Err(error) => error,
+            Ok(list) => list
+                .into_iter()
+                .find_map(|(_, d)| d.err())
+                .expect("an error"),
+        }
+    }
+
+    #[test]
+    fn one_broken_destination_leaves_the_others_working() {
+        let mut pairs = FACTS.to_vec();
+        pairs.push(("WIF_PUSH_DESTINATIONS", "good,bad"));
+        pairs.push(("WIF_PUSH_BAD_BUCKET", "gs://nope"));
+        let list = destinations(&env(&pairs), &no_files).unwrap();
+        assert!(pick(&list, Some("good")).is_ok());
+        let refused = pick(&list, Some("bad")).unwrap_err();
+        assert_eq!(refused.status, 422);
+        assert!(
+            refused.body.contains("WIF_PUSH_BAD_BUCKET"),
+            "{}",
+            refused.body
+        );
+        assert_eq!(pick(&list, Some("other")).unwrap_err().status, 404);
+        let health = Answer::health(Ok(&list));
+        assert_eq!(health.status, 200, "{}", health.body);
+        let body: serde_json::Value = serde_json::from_str(&health.body).unwrap();
+        assert_eq!(body["status"], "degraded");
+        assert_eq!(body["destinations"][0]["state"], "ok");
+        assert_eq!(body["destinations"][1]["state"], "error");
+        assert!(
+            body["destinations"][1]["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("WIF_PUSH_BAD_BUCKET")
+        );
     }
 
     #[test]
     fn configuration_errors_name_the_variable() {
         let mut pairs = FACTS.to_vec();
         pairs.push(("WIF_PUSH_CHUNK_SIZE", "lots"));
-        let err = destinations(&env(&pairs), &no_files).unwrap_err();
+        let err = first_error(destinations(&env(&pairs), &no_files));
         assert_eq!(err.step, Step::Config);
         assert!(err.to_string().contains("WIF_PUSH_CHUNK_SIZE"), "{err}");
 
@@ -160,29 +210,28 @@ mod tests {
             .copied()
             .filter(|(k, _)| *k != "WIF_PUSH_BUCKET")
             .collect();
-        let err = destinations(&env(&missing), &no_files).unwrap_err();
+        let err = first_error(destinations(&env(&missing), &no_files));
         assert!(err.to_string().contains("WIF_PUSH_BUCKET"), "{err}");
 
         let mut pairs = FACTS.to_vec();
         pairs.push(("WIF_PUSH_DESTINATIONS", "Partner_A"));
-        let err = destinations(&env(&pairs), &no_files).unwrap_err();
+        let err = first_error(destinations(&env(&pairs), &no_files));
         assert!(err.to_string().contains("WIF_PUSH_DESTINATIONS"), "{err}");
 
         let mut pairs = FACTS.to_vec();
         pairs.push(("WIF_PUSH_DESTINATIONS", "a,b"));
         pairs.push(("WIF_PUSH_B_CHUNK_SIZE", "1000"));
-        let err = destinations(&env(&pairs), &no_files).unwrap_err();
+        let err = first_error(destinations(&env(&pairs), &no_files));
         let text = err.to_string();
         assert!(
             text.contains("destination b") && text.contains("WIF_PUSH_B_CHUNK_SIZE"),
             "{text}"
         );
 
-        let err = destinations(
+        let err = first_error(destinations(
             &env(&[("WIF_PUSH_CREDENTIAL_CONFIG_FILE", "/run/partner.json")]),
             &no_files,
-        )
-        .unwrap_err();
+        ));
         assert!(err.to_string().contains("--dir"), "{err}");
     }
 
