@@ -32,6 +32,13 @@ impl Guest for Component {
 }
 
 fn answer(method: &str, path: &str, request: IncomingRequest) -> Answer {
+    let headers = request.headers().entries();
+    let headers = || headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
+    let authority = request.authority();
+    let extra_hosts = sidecar::guard::extra_hosts(&io::setting);
+    if let Err(refused) = sidecar::guard::check(authority.as_deref(), headers(), &extra_hosts) {
+        return refused;
+    }
     let route = match sidecar::route(method, path) {
         Ok(route) => route,
         Err(refused) => return refused,
@@ -47,6 +54,12 @@ fn answer(method: &str, path: &str, request: IncomingRequest) -> Answer {
     match route {
         Route::Health => unreachable!("answered above"),
         Route::Verify { destination } => {
+            let content_type = headers()
+                .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+            if let Err(refused) = sidecar::guard::check_not_form(content_type.as_deref()) {
+                return refused;
+            }
             match sidecar::pick(&destinations, destination.as_deref()) {
                 Ok(destination) => match verify_handshake(destination) {
                     Ok(receipt) => Answer::delivered(&receipt),
@@ -60,9 +73,7 @@ fn answer(method: &str, path: &str, request: IncomingRequest) -> Answer {
                 Ok(destination) => destination,
                 Err(refused) => return refused,
             };
-            let headers = request.headers().entries();
-            let headers = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
-            let object = match sidecar::object_from_headers(headers) {
+            let object = match sidecar::object_from_headers(headers()) {
                 Ok(object) => object,
                 Err(refused) => return refused,
             };

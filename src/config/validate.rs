@@ -38,7 +38,7 @@ pub(crate) fn https_url(field: &str, url: &str) -> Result<String, ConfigError> {
     }
 }
 
-pub(crate) fn is_loopback(host: &str) -> bool {
+pub fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host == "localhost"
         || host

@@ -1,7 +1,7 @@
 //! The sidecar's HTTP surface, sans IO: what a request asks for ([`route`]), which object
 //! names an application may use ([`object_name`]), the object's settings from its headers
-//! ([`object_from_headers`]), the destinations from the environment ([`destinations`]) and the
-//! answers ([`Answer`]). The wasi:http glue only moves bytes.
+//! ([`object_from_headers`]), the destinations from the environment ([`destinations`]), who may
+//! ask at all ([`guard`]) and the answers ([`Answer`]). The wasi:http glue only moves bytes.
 //!
 //! ```text
 //! GET  /healthz                                  200, the destinations (never a secret)
@@ -12,6 +12,7 @@
 //! ```
 
 pub mod answer;
+pub mod guard;
 pub mod object_headers;
 pub mod routes;
 
