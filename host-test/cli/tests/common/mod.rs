@@ -2,13 +2,15 @@
 #![allow(dead_code)]
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// The repository's root: the nearest directory above this crate that holds the WIT (`wit/`).
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|dir| dir.join("wit").is_dir())
+        .expect("the repository root (holding wit/) is above this crate")
         .to_path_buf()
 }
 

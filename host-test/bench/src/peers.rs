@@ -126,7 +126,8 @@ fn python_candidates() -> Vec<PathBuf> {
             }
         }
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    // The repository root is two levels above this crate (host-test/bench).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
     if root.exists() {
         candidates.push(root);
     }

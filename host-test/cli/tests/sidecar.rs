@@ -9,17 +9,17 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use host_test::demo::Demo;
-use host_test::dest::sidecar_env;
-use host_test::emulator::{EmulatorConfig, Endpoint};
-use host_test::outbound::{Outbound, Policy};
-use host_test::runtime::{GuestEnv, Runtime};
-use host_test::serve::{ServeOptions, Server};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use wif_push_bench::demo::Demo;
+use wif_push_emulator::{EmulatorConfig, Endpoint};
+use wif_push_host::dest::sidecar_env;
+use wif_push_host::outbound::{Outbound, Policy};
+use wif_push_host::runtime::{GuestEnv, Runtime};
+use wif_push_host::serve::{ServeOptions, Server};
 
 const MIB: usize = 1024 * 1024;
 

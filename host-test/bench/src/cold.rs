@@ -13,8 +13,8 @@ use tokio::process::Command;
 
 use super::{Bench, Row, median, millis};
 use crate::demo::Demo;
-use crate::emulator::Endpoint;
-use crate::runtime::AWS_VARIABLES;
+use wif_push_emulator::Endpoint;
+use wif_push_host::runtime::AWS_VARIABLES;
 
 const SIGN_REQUEST: &str = r#"{"method": "POST",
   "url": "https://sts.us-east-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15",

@@ -7,8 +7,8 @@ use anyhow::{Context as _, Result};
 use bytes::Bytes;
 
 use super::{Bench, Row};
-use crate::emulator::Endpoint;
-use crate::runtime::{Session, Settings, delivery};
+use wif_push_emulator::Endpoint;
+use wif_push_host::runtime::{Session, Settings, delivery};
 
 const SIZE: usize = 4096;
 

@@ -26,7 +26,7 @@ pub type ResponseSender = tokio::sync::oneshot::Sender<
 // The widest world the component is built for: the library, the sidecar's incoming handler,
 // and the `wasi:config` import of the Spin build (offered here too, so that build runs).
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "../../wit",
     world: "sidecar-config",
     exports: { default: async },
     with: {

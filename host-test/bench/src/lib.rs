@@ -6,8 +6,12 @@
 //! Everything runs against the embedded emulator on loopback, in its `Benchmark` store (bytes
 //! are CRC32C-summed and dropped), so what is measured is the client, not a disk or a network.
 //! Prints a Markdown table and writes every figure as JSON.
+//!
+//! The crate also holds [`demo`], the emulator and destination the benchmarks start from, which
+//! the CLI's `demo` command and the tests use as well.
 
 mod cold;
+pub mod demo;
 mod large;
 mod peers;
 pub mod reader;
@@ -22,8 +26,8 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use crate::demo::Demo;
-use crate::emulator::{EmulatorConfig, Storage};
-use crate::runtime::Runtime;
+use wif_push_emulator::{EmulatorConfig, Storage};
+use wif_push_host::runtime::Runtime;
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -256,7 +260,7 @@ pub async fn run(component: Option<&Path>, args: BenchArgs) -> Result<()> {
     let runtime = Arc::new(Runtime::load(component)?);
     let peers = peers::Peers::find().await;
     let machine = machine(&peers);
-    let component_path = component.unwrap_or(Path::new(crate::runtime::BUILT_COMPONENT));
+    let component_path = component.unwrap_or(Path::new(wif_push_host::runtime::BUILT_COMPONENT));
     let component_bytes = std::fs::metadata(component_path)
         .with_context(|| format!("read {}", component_path.display()))?
         .len();

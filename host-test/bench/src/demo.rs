@@ -9,9 +9,9 @@ use std::time::Instant;
 use anyhow::Result;
 use sha2::{Digest, Sha256};
 
-use crate::emulator::{Emulator, EmulatorConfig, Endpoint};
-use crate::outbound::{Outbound, Policy, Route};
-use crate::runtime::{GuestEnv, Runtime, Session, Settings, delivery};
+use wif_push_emulator::{Emulator, EmulatorConfig, Endpoint};
+use wif_push_host::outbound::{Outbound, Policy, Route};
+use wif_push_host::runtime::{GuestEnv, Runtime, Session, Settings, delivery};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -117,7 +117,7 @@ pub async fn run(component: Option<&Path>) -> Result<()> {
     let handshake = session.verify(&demo.destination).await?;
     println!(
         "handshake: {}",
-        crate::runtime::receipt_json(&handshake, None)
+        wif_push_host::runtime::receipt_json(&handshake, None)
     );
 
     let mut files: Vec<(PathBuf, String, u64)> = Vec::new();
@@ -148,7 +148,7 @@ pub async fn run(component: Option<&Path>) -> Result<()> {
             .await?;
         println!(
             "{}",
-            crate::runtime::receipt_json(
+            wif_push_host::runtime::receipt_json(
                 &receipt,
                 Some(Path::new(path.file_name().unwrap_or_default()))
             )

@@ -4,13 +4,13 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use host_test::outbound::{Outbound, Policy, Route};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpHooks};
+use wif_push_host::outbound::{Outbound, Policy, Route};
 
 /// A loopback server that answers with the Host header and path it received.
 async fn echo_server() -> std::net::SocketAddr {

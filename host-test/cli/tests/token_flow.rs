@@ -7,9 +7,9 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use host_test::emulator::{AwsIdentity, Emulator, EmulatorConfig, Endpoint, Misconfig};
-use host_test::outbound::{Outbound, Policy, Route};
-use host_test::runtime::{GuestEnv, Runtime, Session, Settings, StepError, wif};
+use wif_push_emulator::{AwsIdentity, Emulator, EmulatorConfig, Endpoint, Misconfig};
+use wif_push_host::outbound::{Outbound, Policy, Route};
+use wif_push_host::runtime::{GuestEnv, Runtime, Session, Settings, StepError, wif};
 
 const KEY_ID: &str = "AKIACANARYKEY0000001";
 const SECRET: &str = "canary-SECRET-ACCESS-KEY-0001";

@@ -15,7 +15,7 @@ use super::peers::last_line;
 use super::reader::FileReader;
 use super::{Bench, GIB, MIB, Row, median, mib_per_s};
 use crate::demo::{Demo, write_file};
-use crate::runtime::delivery;
+use wif_push_host::runtime::delivery;
 
 /// What one delivery through the component took.
 struct Delivered {

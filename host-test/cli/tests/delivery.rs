@@ -1,10 +1,10 @@
 //! Delivery through the component against the embedded emulator, which behaves like GCS where
 //! third-party emulators do not (checksums, preconditions, resumable sessions), with faults.
 
-use host_test::demo::{Demo, write_file};
-use host_test::emulator::{EmulatorConfig, Endpoint, FaultPlan, Storage};
-use host_test::runtime::{Runtime, StepError, delivery};
 use tokio::io::AsyncReadExt as _;
+use wif_push_bench::demo::{Demo, write_file};
+use wif_push_emulator::{EmulatorConfig, Endpoint, FaultPlan, Storage};
+use wif_push_host::runtime::{Runtime, StepError, delivery};
 
 fn object(name: &str, size: Option<u64>) -> delivery::Object {
     delivery::Object {

@@ -11,7 +11,7 @@ use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 
 use super::{Bench, Row};
-use crate::sign::SignInput;
+use wif_push_host::sign::SignInput;
 
 const URL: &str =
     "https://sts.us-east-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15";
@@ -30,10 +30,10 @@ pub(super) async fn run(bench: &Bench) -> Result<Vec<Row>> {
         "access_key_id": KEY, "secret_access_key": SECRET,
     });
     let request = SignInput::parse(&json.to_string())?.into_wit()?;
-    let mut session = crate::runtime::Session::new(
+    let mut session = wif_push_host::runtime::Session::new(
         &bench.runtime,
         &Default::default(),
-        crate::outbound::Outbound::new(Default::default())?,
+        wif_push_host::outbound::Outbound::new(Default::default())?,
     )
     .await?;
     let ours = session.sign(&request).await?;

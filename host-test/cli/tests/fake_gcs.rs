@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use host_test::emulator::{AwsIdentity, Emulator, EmulatorConfig};
-use host_test::outbound::{Outbound, Policy, Route};
-use host_test::runtime::{GuestEnv, Runtime, Session, Settings, delivery};
 use sha2::{Digest, Sha256};
+use wif_push_emulator::{AwsIdentity, Emulator, EmulatorConfig};
+use wif_push_host::outbound::{Outbound, Policy, Route};
+use wif_push_host::runtime::{GuestEnv, Runtime, Session, Settings, delivery};
 
 const BUCKET: &str = "partner-inbox";
 const KEY_ID: &str = "AKIAFAKEGCSTEST00001";
@@ -220,5 +220,5 @@ async fn every_boundary_size_reads_back_identically_with_googles_client() {
         );
     }
     // One token exchange served every delivery.
-    assert_eq!(google.count(host_test::emulator::Endpoint::Sts), 1);
+    assert_eq!(google.count(wif_push_emulator::Endpoint::Sts), 1);
 }

@@ -3,14 +3,14 @@
 //! the host where it is. Nothing is built by hand.
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
-    let root = manifest_dir.parent().unwrap().to_path_buf();
+    let root = repo_root(&manifest_dir);
     for path in ["src", "wit", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
@@ -66,6 +66,22 @@ fn main() {
         wasm.display()
     );
     println!("cargo:rustc-env=WIF_PUSH_COMPONENT={}", wasm.display());
+}
+
+/// The repository's root, where the component's package is: the nearest directory above this
+/// crate that holds the WIT (`wit/`) and a `Cargo.toml`.
+fn repo_root(manifest_dir: &Path) -> PathBuf {
+    manifest_dir
+        .ancestors()
+        .skip(1)
+        .find(|dir| dir.join("wit").is_dir() && dir.join("Cargo.toml").is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no directory above {} holds the component (wit/ and Cargo.toml)",
+                manifest_dir.display()
+            )
+        })
+        .to_path_buf()
 }
 
 /// Adds the wasm32-wasip2 target to the toolchain building this crate when it lacks it, so a

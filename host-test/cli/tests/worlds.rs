@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use host_test::demo::Demo;
-use host_test::emulator::{EmulatorConfig, Endpoint};
-use host_test::outbound::{Outbound, Policy};
-use host_test::runtime::{BUILT_COMPONENT, GuestEnv, Runtime};
-use host_test::serve::{ServeOptions, Server};
+use wif_push_bench::demo::Demo;
+use wif_push_emulator::{EmulatorConfig, Endpoint};
+use wif_push_host::outbound::{Outbound, Policy};
+use wif_push_host::runtime::{BUILT_COMPONENT, GuestEnv, Runtime};
+use wif_push_host::serve::{ServeOptions, Server};
 use wit_parser::Resolve;
 
 /// Test-only worlds: what each host offers the component, and what it expects it to export.

@@ -10,11 +10,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use host_test::demo::Demo;
-use host_test::dest::sidecar_env;
-use host_test::emulator::{EmulatorConfig, Endpoint};
-use host_test::runtime::BUILT_COMPONENT;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use wif_push_bench::demo::Demo;
+use wif_push_emulator::{EmulatorConfig, Endpoint};
+use wif_push_host::dest::sidecar_env;
+use wif_push_host::runtime::BUILT_COMPONENT;
 
 const WASMTIME_VERSION: &str = "48.0.8";
 

@@ -1,0 +1,43 @@
+//! `host-test emulate`: the embedded emulator of Google's STS, IAM Credentials and Cloud Storage
+//! on a port until interrupted, accepting the AWS credentials in this process's environment (or
+//! AWS's documentation example keys), with the DEST.toml and flags that reach it.
+
+use std::net::SocketAddr;
+
+use anyhow::Result;
+use wif_push_emulator::{AwsIdentity, Emulator, EmulatorConfig, Misconfig};
+
+pub async fn run(listen: SocketAddr, misconfig: &[Misconfig]) -> Result<()> {
+    let mut config = EmulatorConfig::demo();
+    config.provider_id = "aws-sender".into();
+    config.misconfig = misconfig.to_vec();
+    if let (Ok(key), Ok(secret)) = (
+        std::env::var("AWS_ACCESS_KEY_ID"),
+        std::env::var("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        config.identities[0] = AwsIdentity {
+            access_key_id: key,
+            secret_access_key: secret,
+            session_token: std::env::var("AWS_SESSION_TOKEN").ok(),
+            role_arn: config.identities[0].role_arn.clone(),
+        };
+    }
+    let emulator = Emulator::start(config, listen).await?;
+    let c = emulator.config();
+    let addr = emulator.addr();
+    println!("Google STS, IAM Credentials and Cloud Storage emulator on http://{addr}");
+    println!(
+        "\nDEST.toml:\n  project_number = \"{}\"\n  pool_id = \"{}\"\n  provider_id = \"{}\"",
+        c.project_number, c.pool_id, c.provider_id
+    );
+    println!(
+        "  service_account = \"{}\"\n  bucket = \"{}\"\n  aws_region = \"us-east-1\"",
+        c.service_account, c.bucket
+    );
+    println!(
+        "\nflags: --connect-to sts.googleapis.com={addr} --connect-to iamcredentials.googleapis.com={addr} \
+         --connect-to storage.googleapis.com={addr}"
+    );
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

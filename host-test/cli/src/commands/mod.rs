@@ -1,0 +1,7 @@
+//! The subcommands longer than a few lines, one file each; `main.rs` parses and dispatches.
+
+pub mod deliver;
+pub mod emulate;
+pub mod serve;
+pub mod sign;
+pub mod token;
