@@ -267,22 +267,32 @@ pub fn status_query(session_url: &str, token: &Secret, total: Option<u64>) -> ht
     chunk(session_url, token, 0, 0, total, None)
 }
 
-/// The session URL of a started resumable upload: its `Location`, which must be on the
-/// storage endpoint itself, since every chunk sent there carries the access token.
+/// The session URL of a started resumable upload: its `Location`, which must name the storage
+/// endpoint's host, since every chunk sent there carries the access token. It is followed on
+/// the configured endpoint's scheme and port, so an emulator that answers `http://` for a name
+/// reached over https (fake-gcs-server behind a proxy does) never downgrades the token.
 pub fn session_url(response: &Response, storage_url: &str) -> Result<String, Error> {
     let refuse = |problem: String| Err(Error::new(Step::Upload, problem));
     let Some(location) = crate::io::header(response, "location") else {
         return refuse("GCS started a resumable session without a Location".into());
     };
-    let origin = |url: &str| {
-        url.parse::<http::Uri>().ok().and_then(|u| {
-            let scheme = u.scheme_str()?.to_owned();
-            let port = u.port_u16();
-            Some((scheme, u.host()?.to_ascii_lowercase(), port))
-        })
+    let storage = storage_url.parse::<http::Uri>().ok();
+    let session = location.parse::<http::Uri>().ok();
+    let same_host = |a: &http::Uri, b: &http::Uri| {
+        a.host()
+            .zip(b.host())
+            .is_some_and(|(a, b)| a.eq_ignore_ascii_case(b))
     };
-    match origin(location) {
-        Some(at) if Some(&at) == origin(storage_url).as_ref() => Ok(location.to_owned()),
+    match (storage, session) {
+        (Some(storage), Some(session)) if same_host(&storage, &session) => {
+            let origin = storage_url.trim_end_matches('/');
+            let origin = match storage.path_and_query().map(|p| p.as_str()) {
+                Some(path) if path != "/" => origin.strip_suffix(path).unwrap_or(origin),
+                _ => origin,
+            };
+            let path = session.path_and_query().map_or("/", |p| p.as_str());
+            Ok(format!("{origin}{path}"))
+        }
         _ => refuse(format!(
             "GCS answered a resumable session at {}, which is not on {storage_url}; the token is \
              not sent there",
@@ -515,10 +525,19 @@ mod tests {
             |location: &str| session_url(&response(200, &[("location", location)], ""), storage);
         let good = "https://storage.googleapis.com/upload/storage/v1/b/b/o?upload_id=x";
         assert_eq!(at(good).unwrap(), good);
+        for downgraded in [
+            "http://storage.googleapis.com/upload/storage/v1/b/b/o?upload_id=x",
+            "https://STORAGE.googleapis.com:8443/upload/storage/v1/b/b/o?upload_id=x",
+        ] {
+            assert_eq!(
+                at(downgraded).unwrap(),
+                good,
+                "followed on the configured origin"
+            );
+        }
         for bad in [
             "https://attacker.example/upload?upload_id=x",
-            "http://storage.googleapis.com/upload",
-            "https://storage.googleapis.com:8443/upload",
+            "https://storage.googleapis.com.attacker.example/upload",
             "/relative",
             "not a url",
         ] {

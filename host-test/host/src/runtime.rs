@@ -39,6 +39,59 @@ wasmtime::component::bindgen!({
 pub use exports::wif::push::{delivery, sigv4, wif};
 pub use wif_push::config::Settings;
 
+/// Access tokens one instance hands to others (`wif.cached-tokens`). The WIT record's
+/// generated `Debug` prints the token, so the host keeps them only inside this type, whose
+/// `Debug` shows keys and expiry times alone.
+#[derive(Clone, Default)]
+pub struct Tokens(pub(crate) Vec<wif::CachedToken>);
+
+impl fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|t| (&t.key, t.expires_at.seconds)))
+            .finish()
+    }
+}
+
+impl Tokens {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Keeps the longer-lived token per key; true when something changed.
+    pub fn merge(&mut self, tokens: Tokens) -> bool {
+        let mut changed = false;
+        for token in tokens.0 {
+            match self.0.iter_mut().find(|t| t.key == token.key) {
+                Some(have) if have.expires_at.seconds >= token.expires_at.seconds => {}
+                Some(have) => {
+                    *have = token;
+                    changed = true;
+                }
+                None => {
+                    self.0.push(token);
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+}
+
+/// A request for the component's SigV4 signer. It holds AWS credentials, and the WIT record's
+/// generated `Debug` would print them, so its `Debug` shows the method and URL only.
+pub struct SignRequest(pub(crate) sigv4::Request);
+
+impl fmt::Debug for SignRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SignRequest({} {}, credentials redacted)",
+            self.0.method, self.0.url
+        )
+    }
+}
+
 /// [`Settings`] as the WIT record: the one place the host names each field. A
 /// `credential_config` travels as the file's text ([`Settings::read_credential_config`]).
 pub fn wit_destination(settings: &Settings) -> wif::Destination {
@@ -289,10 +342,10 @@ impl Session {
         Ok(Session { store, library })
     }
 
-    pub async fn sign(&mut self, request: &sigv4::Request) -> Result<sigv4::Signed> {
+    pub async fn sign(&mut self, request: &SignRequest) -> Result<sigv4::Signed> {
         self.library
             .wif_push_sigv4()
-            .call_sign(&mut self.store, request)
+            .call_sign(&mut self.store, &request.0)
             .await?
             .map_err(|message| anyhow!(message))
     }
@@ -368,21 +421,22 @@ impl Session {
         Ok(())
     }
 
-    /// The access tokens this instance holds (credentials: keep them in memory only).
-    pub async fn cached_tokens(&mut self) -> Result<Vec<wif::CachedToken>> {
-        Ok(self
-            .library
-            .wif_push_wif()
-            .call_cached_tokens(&mut self.store)
-            .await?)
+    /// The access tokens this instance holds.
+    pub async fn cached_tokens(&mut self) -> Result<Tokens> {
+        Ok(Tokens(
+            self.library
+                .wif_push_wif()
+                .call_cached_tokens(&mut self.store)
+                .await?,
+        ))
     }
 
     /// Hands this instance tokens another one obtained.
-    pub async fn adopt_tokens(&mut self, tokens: &[wif::CachedToken]) -> Result<()> {
+    pub async fn adopt_tokens(&mut self, tokens: &Tokens) -> Result<()> {
         Ok(self
             .library
             .wif_push_wif()
-            .call_adopt_tokens(&mut self.store, tokens)
+            .call_adopt_tokens(&mut self.store, &tokens.0)
             .await?)
     }
 

@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore, watch};
 
 use crate::outbound::Outbound;
-use crate::runtime::{GuestEnv, Runtime, Session, wif};
+use crate::runtime::{GuestEnv, Runtime, Session, Tokens};
 
 /// Largest request head accepted; larger ones get 431 from the HTTP server.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -177,40 +177,19 @@ struct Instance {
     adopted: u64,
 }
 
-/// The freshest token per cache key among the pool's instances. Credentials: never printed.
-#[derive(Default)]
+/// The freshest token per cache key among the pool's instances, and a version that grows
+/// with each change.
+#[derive(Debug, Default)]
 struct SharedTokens {
-    list: Vec<wif::CachedToken>,
+    tokens: Tokens,
     version: u64,
 }
 
-impl std::fmt::Debug for SharedTokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SharedTokens({} tokens)", self.list.len())
-    }
-}
-
 impl SharedTokens {
-    /// Keeps the longer-lived token per key; true when something changed.
-    fn merge(&mut self, tokens: Vec<wif::CachedToken>) -> bool {
-        let mut changed = false;
-        for token in tokens {
-            match self.list.iter_mut().find(|t| t.key == token.key) {
-                Some(have) if have.expires_at.seconds >= token.expires_at.seconds => {}
-                Some(have) => {
-                    *have = token;
-                    changed = true;
-                }
-                None => {
-                    self.list.push(token);
-                    changed = true;
-                }
-            }
-        }
-        if changed {
+    fn merge(&mut self, tokens: Tokens) {
+        if self.tokens.merge(tokens) {
             self.version += 1;
         }
-        changed
     }
 }
 
@@ -230,7 +209,7 @@ impl Pool {
         request: hyper::Request<Incoming>,
     ) -> Result<hyper::Response<Body>> {
         let permit = self.permits.clone().acquire_owned().await?;
-        let warm_up = if self.tokens.lock().unwrap().list.is_empty() {
+        let warm_up = if self.tokens.lock().unwrap().tokens.is_empty() {
             Some(self.warm_up.clone().lock_owned().await)
         } else {
             None
@@ -248,7 +227,7 @@ impl Pool {
         };
         let shared = {
             let tokens = self.tokens.lock().unwrap();
-            (tokens.version > instance.adopted).then(|| (tokens.list.clone(), tokens.version))
+            (tokens.version > instance.adopted).then(|| (tokens.tokens.clone(), tokens.version))
         };
         if let Some((list, version)) = shared {
             instance.session.adopt_tokens(&list).await?;
@@ -317,6 +296,7 @@ pub async fn terminated() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::wif;
     use wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime;
 
     fn token(key: &str, expires: u64) -> wif::CachedToken {
@@ -333,12 +313,17 @@ mod tests {
     #[test]
     fn shared_tokens_keep_the_freshest_per_key() {
         let mut shared = SharedTokens::default();
-        assert!(shared.merge(vec![token("a", 100)]));
-        assert!(!shared.merge(vec![token("a", 50)]));
-        assert!(shared.merge(vec![token("a", 200), token("b", 10)]));
+        shared.merge(Tokens(vec![token("a", 100)]));
+        shared.merge(Tokens(vec![token("a", 50)]));
+        assert_eq!(shared.version, 1, "an older token changes nothing");
+        shared.merge(Tokens(vec![token("a", 200), token("b", 10)]));
         assert_eq!(shared.version, 2);
-        assert_eq!(shared.list.len(), 2);
-        assert_eq!(shared.list[0].expires_at.seconds, 200);
-        assert!(!format!("{shared:?}").contains("canary"));
+        assert_eq!(shared.tokens.0.len(), 2);
+        assert_eq!(shared.tokens.0[0].expires_at.seconds, 200);
+        let shown = format!("{shared:?}");
+        assert!(
+            !shown.contains("canary") && shown.contains("\"a\""),
+            "{shown}"
+        );
     }
 }

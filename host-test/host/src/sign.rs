@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::runtime::sigv4 as wit;
 use crate::runtime::wasi::clocks::wall_clock::Datetime;
+use crate::runtime::{SignRequest, sigv4 as wit};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,7 +89,7 @@ impl SignInput {
         serde_json::from_str(json).context("the request on stdin is not valid sign JSON")
     }
 
-    pub fn into_wit(self) -> Result<wit::Request> {
+    pub fn into_wit(self) -> Result<SignRequest> {
         let payload = match (self.body, self.payload_sha256, self.unsigned_payload) {
             (Some(body), None, false) => wit::Payload::Bytes(body.into_bytes()),
             (None, Some(hash), false) => wit::Payload::Sha256Hex(hash),
@@ -103,7 +103,7 @@ impl SignInput {
             Headers::Map(map) => map.into_iter().collect(),
             Headers::List(list) => list,
         };
-        Ok(wit::Request {
+        Ok(SignRequest(wit::Request {
             method: self.method,
             url: self.url,
             headers,
@@ -131,7 +131,7 @@ impl SignInput {
                 },
                 content_sha256_header: self.content_sha256_header,
             },
-        })
+        }))
     }
 }
 
@@ -163,5 +163,21 @@ impl From<wit::Signed> for SignOutput {
             signature: s.signature,
             headers: s.headers,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sign_request_never_shows_its_credentials() {
+        let json = r#"{"method":"GET","url":"https://sts.amazonaws.com/","region":"us-east-1",
+            "service":"sts","access_key_id":"AKIDEXAMPLE","secret_access_key":"canary-secret",
+            "session_token":"canary-session"}"#;
+        let request = SignInput::parse(json).unwrap().into_wit().unwrap();
+        let shown = format!("{request:?}");
+        assert!(!shown.contains("canary"), "{shown}");
+        assert!(shown.contains("https://sts.amazonaws.com/"), "{shown}");
     }
 }

@@ -94,8 +94,23 @@ pub(super) async fn start(
 
     let id = Alphanumeric.sample_string(&mut rand::rng(), 64);
     let host = header_str(&parts.headers, HOST.as_str()).unwrap_or("storage.googleapis.com");
+    // Google answers on https; an emulator reached directly on a loopback address answers on
+    // the plain http it was reached by (a host routing Google's name here expects https).
+    let loopback = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let scheme = if loopback == "localhost"
+        || loopback
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+    {
+        "http"
+    } else {
+        "https"
+    };
     let location = format!(
-        "http://{host}/upload/storage/v1/b/{}/o?uploadType=resumable&name={}&upload_id={id}",
+        "{scheme}://{host}/upload/storage/v1/b/{}/o?uploadType=resumable&name={}&upload_id={id}",
         utf8_percent_encode(&state.config.bucket, UNRESERVED),
         utf8_percent_encode(&spec.name, UNRESERVED),
     );
