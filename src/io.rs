@@ -63,6 +63,9 @@ pub enum TransportErrorKind {
     Timeout,
     /// The host's outbound policy refused the request.
     Denied,
+    /// TLS failed (certificate, protocol version, alert): the endpoint and this host do not
+    /// agree, and another attempt will not change that.
+    Tls,
     /// The connection broke, or the answer was malformed or too large.
     Protocol,
 }
@@ -77,7 +80,10 @@ impl TransportError {
 
     /// Whether another attempt may get through.
     pub fn is_transient(&self) -> bool {
-        self.kind != TransportErrorKind::Denied
+        !matches!(
+            self.kind,
+            TransportErrorKind::Denied | TransportErrorKind::Tls
+        )
     }
 }
 

@@ -81,9 +81,15 @@ impl<'a> Imds<'a> {
         if let Some(token) = &token {
             request = request.header(IMDS_TOKEN_HEADER, token.expose());
         }
-        let request = request
-            .body(Vec::new())
-            .map_err(|_| Error::new(step, format!("the metadata URL {url:?} is not valid")))?;
+        let request = request.body(Vec::new()).map_err(|_| {
+            Error::new(
+                step,
+                format!(
+                    "the metadata URL {url_q} is not valid",
+                    url_q = crate::error::quote(&url, 100)
+                ),
+            )
+        })?;
         let response = send(io, request, step, "the EC2 metadata service").map_err(off_ec2)?;
         if response.status() != 200 {
             let err = status_error(step, "the EC2 metadata service", url, &response, quote);

@@ -37,7 +37,10 @@ pub fn region(
         .ok_or_else(|| {
             Error::new(
                 Step::AwsRegion,
-                format!("IMDS answered availability zone {zone:?}, which names no region"),
+                format!(
+                    "IMDS answered availability zone {zone_q}, which names no region",
+                    zone_q = crate::error::quote(&zone, 100)
+                ),
             )
             .with_fix("set AWS_REGION")
         })?;

@@ -7,7 +7,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+    ErrorCode, Fields, HeaderError, IncomingBody, Method, OutgoingBody, OutgoingRequest,
+    RequestOptions, Scheme,
 };
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
@@ -160,8 +161,14 @@ fn send_with(
     if len > 0 || method == http::Method::POST || method == http::Method::PUT {
         fields.push(("content-length".into(), len.to_string().into_bytes()));
     }
-    let headers = Fields::from_list(&fields)
-        .map_err(|e| protocol(format!("a request header was refused by the host: {e:?}")))?;
+    let headers = Fields::from_list(&fields).map_err(|e| {
+        let why = match e {
+            HeaderError::InvalidSyntax => "is not a valid header",
+            HeaderError::Forbidden => "is one the host does not let components set",
+            HeaderError::Immutable => "could not be changed",
+        };
+        protocol(format!("a request header {why}"))
+    })?;
     let outgoing = OutgoingRequest::new(headers);
     let method = match method.as_str() {
         "GET" => Method::Get,
@@ -241,7 +248,18 @@ fn write_all(stream: &OutputStream, bytes: &[u8]) -> Result<(), TransportError> 
 }
 
 fn broken(e: StreamError) -> TransportError {
-    protocol(format!("the connection broke while sending: {e:?}"))
+    protocol(format!(
+        "the connection broke while sending ({})",
+        stream_error(e)
+    ))
+}
+
+/// A stream error in words.
+fn stream_error(e: StreamError) -> String {
+    match e {
+        StreamError::Closed => "closed by the other side".into(),
+        StreamError::LastOperationFailed(error) => error.to_debug_string(),
+    }
 }
 
 /// Writes `bytes` in pieces the stream accepts, waiting when it is full.
@@ -285,7 +303,8 @@ fn read_all(body: &IncomingBody) -> Result<Vec<u8>, TransportError> {
             Err(StreamError::Closed) => return Ok(bytes),
             Err(e) => {
                 return Err(protocol(format!(
-                    "the connection broke while receiving: {e:?}"
+                    "the connection broke while receiving ({})",
+                    stream_error(e)
                 )));
             }
         }
@@ -307,13 +326,46 @@ fn error_code(code: ErrorCode) -> TransportError {
         ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited => {
             TransportErrorKind::Denied
         }
+        ErrorCode::TlsProtocolError
+        | ErrorCode::TlsCertificateError
+        | ErrorCode::TlsAlertReceived(_) => TransportErrorKind::Tls,
         // host-test reports its policy refusals with their reason as an internal error.
         ErrorCode::InternalError(Some(_)) => TransportErrorKind::Denied,
         _ => TransportErrorKind::Protocol,
     };
-    let message = match code {
-        ErrorCode::InternalError(Some(message)) => message,
-        other => format!("{other:?}"),
+    TransportError::new(kind, describe(code))
+}
+
+/// A wasi:http error code in words, for a message meant for people.
+fn describe(code: ErrorCode) -> String {
+    let words = match code {
+        ErrorCode::InternalError(Some(message)) => return message,
+        ErrorCode::DnsTimeout => "the name lookup timed out",
+        ErrorCode::DnsError(_) => "the name could not be resolved",
+        ErrorCode::DestinationNotFound => "the destination was not found",
+        ErrorCode::DestinationUnavailable => "the destination is unavailable",
+        ErrorCode::DestinationIpProhibited => "the destination address is prohibited",
+        ErrorCode::DestinationIpUnroutable => "the destination address is unroutable",
+        ErrorCode::ConnectionRefused => "the connection was refused",
+        ErrorCode::ConnectionTerminated => "the connection was closed before the answer",
+        ErrorCode::ConnectionTimeout => "connecting timed out",
+        ErrorCode::ConnectionReadTimeout => "no data arrived in time",
+        ErrorCode::ConnectionWriteTimeout => "sending stalled",
+        ErrorCode::ConnectionLimitReached => "the host's connection limit was reached",
+        ErrorCode::TlsProtocolError => {
+            "the TLS handshake failed (is the endpoint plain HTTP, or not TLS at all?)"
+        }
+        ErrorCode::TlsCertificateError => "the endpoint's TLS certificate was not accepted",
+        ErrorCode::TlsAlertReceived(_) => "the endpoint ended the TLS handshake with an alert",
+        ErrorCode::HttpRequestDenied => "the host's outbound policy refused the request",
+        ErrorCode::HttpResponseTimeout => "no answer arrived in time",
+        ErrorCode::HttpResponseIncomplete => "the answer ended early",
+        ErrorCode::HttpProtocolError => "the answer was not valid HTTP (is the endpoint TLS?)",
+        ErrorCode::HttpResponseHeaderSize(_) | ErrorCode::HttpResponseHeaderSectionSize(_) => {
+            "the answer's headers were too large"
+        }
+        ErrorCode::HttpResponseBodySize(_) => "the answer was too large",
+        _ => "the request failed in the host's HTTP client",
     };
-    TransportError::new(kind, message)
+    words.to_owned()
 }

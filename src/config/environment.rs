@@ -197,7 +197,10 @@ pub fn destination_ids(
         if !valid {
             return Err(ConfigError {
                 field: DESTINATIONS_VARIABLE.into(),
-                problem: format!("names the destination {id:?}"),
+                problem: format!(
+                    "names the destination {id_q}",
+                    id_q = crate::error::quote(&id, 100)
+                ),
                 fix: "use ids of lowercase letters, digits and '-', e.g. partner-a".into(),
             });
         }
@@ -255,7 +258,7 @@ macro_rules! parse_number {
             let text = self.text()?;
             let n = text
                 .parse()
-                .map_err(|_| de::Error::custom(format!("{text:?} is not a whole number")))?;
+                .map_err(|_| de::Error::custom(format!("{text_q} is not a whole number", text_q = crate::error::quote(&text, 100))))?;
             visitor.$visit(n)
         }
     )*};
@@ -280,7 +283,10 @@ impl<'de> de::Deserializer<'de> for Node {
         match self.text()? {
             "true" | "1" => visitor.visit_bool(true),
             "false" | "0" => visitor.visit_bool(false),
-            other => Err(de::Error::custom(format!("{other:?}: set true or false"))),
+            other => Err(de::Error::custom(format!(
+                "{other_q}: set true or false",
+                other_q = crate::error::quote(&other, 100)
+            ))),
         }
     }
 

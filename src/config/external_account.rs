@@ -57,7 +57,10 @@ pub(crate) fn federation(text: &str, settings: &Settings) -> Result<Federation, 
         other => {
             return Err(error(
                 "credential_config.type",
-                format!("is {other:?}"),
+                match other {
+                    Some(v) => format!("is {}", crate::error::quote(v, 100)),
+                    None => "is missing".to_owned(),
+                },
                 "expected \"external_account\" (a service-account key file is not a WIF configuration)",
             ));
         }
@@ -69,7 +72,10 @@ pub(crate) fn federation(text: &str, settings: &Settings) -> Result<Federation, 
         other => {
             return Err(error(
                 "credential_config.subject_token_type",
-                format!("is {other:?}"),
+                match other {
+                    Some(v) => format!("is {}", crate::error::quote(v, 100)),
+                    None => "is missing".to_owned(),
+                },
                 format!("expected \"{SUBJECT_TOKEN_TYPE_AWS}\" for an AWS provider"),
             ));
         }
@@ -86,14 +92,20 @@ pub(crate) fn federation(text: &str, settings: &Settings) -> Result<Federation, 
         Some(other) if other.starts_with("aws") => {
             return Err(error(
                 "credential_config.credential_source.environment_id",
-                format!("is {other:?}, an AWS version this tool does not know"),
+                format!(
+                    "is {other_q}, an AWS version this tool does not know",
+                    other_q = crate::error::quote(&other, 100)
+                ),
                 "expected \"aws1\"",
             ));
         }
         other => {
             return Err(error(
                 "credential_config.credential_source.environment_id",
-                format!("is {other:?}"),
+                match other {
+                    Some(v) => format!("is {}", crate::error::quote(v, 100)),
+                    None => "is missing".to_owned(),
+                },
                 "expected \"aws1\": wif-push delivers from AWS only",
             ));
         }

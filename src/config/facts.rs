@@ -17,7 +17,10 @@ pub(crate) fn federation(settings: &Settings) -> Result<Federation, ConfigError>
     if project.is_empty() || !project.bytes().all(|b| b.is_ascii_digit()) {
         return Err(error(
             "project_number",
-            format!("is {project:?}"),
+            format!(
+                "is {project_q}",
+                project_q = crate::error::quote(&project, 100)
+            ),
             "expected the partner project's number (digits, e.g. \"123456789012\"), not its id",
         ));
     }

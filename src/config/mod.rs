@@ -360,6 +360,24 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_bad_value_is_quoted_short_and_escaped() {
+        let mut settings = facts();
+        settings.bucket = Some(format!("{}\u{1b}[31m", "B".repeat(10_000_000)));
+        let e = Destination::from_settings(&settings).unwrap_err();
+        let text = e.to_string();
+        assert!(text.len() < 1000, "{} bytes", text.len());
+        assert!(!text.contains('\u{1b}') && !text.contains('\n'), "{text}");
+        settings.bucket = Some("partner-inbox".into());
+        settings.credential_config = Some(r#"{"type": "service_account"}"#.into());
+        settings.project_number = None;
+        settings.pool_id = None;
+        settings.provider_id = None;
+        settings.service_account = None;
+        let e = Destination::from_settings(&settings).unwrap_err();
+        assert_eq!(e.problem, "is \"service_account\"", "no Rust debug text");
+    }
+
+    #[test]
     fn the_file_and_the_facts_together_are_refused() {
         let mut settings = facts();
         settings.credential_config = Some(FILE.into());

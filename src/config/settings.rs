@@ -119,7 +119,10 @@ impl Settings {
         if let Some(path) = &self.credential_config {
             let text = read_file(path).map_err(|e| ConfigError {
                 field: "credential_config".into(),
-                problem: format!("names {path:?}, which cannot be read ({e})"),
+                problem: format!(
+                    "names {path_q}, which cannot be read ({e})",
+                    path_q = crate::error::quote(&path, 100)
+                ),
                 fix: "give the path of the file gcloud wrote (relative to DEST.toml), and let the \
                       host read it (wasmtime: --dir), or give its JSON text"
                     .into(),

@@ -31,7 +31,7 @@ pub(crate) fn https_url(field: &str, url: &str) -> Result<String, ConfigError> {
         Some(_) => Ok(url.to_owned()),
         None => Err(error(
             field,
-            format!("is {url:?}"),
+            format!("is {url_q}", url_q = crate::error::quote(&url, 100)),
             "expected an https:// URL (http:// only to a loopback emulator, e.g. \
              http://127.0.0.1:8080; host-test can also route a host there with --connect-to)",
         )),
@@ -51,7 +51,16 @@ pub fn validate_audience(field: &str, audience: &str) -> Result<(), ConfigError>
     let expected = "expected //iam.googleapis.com/projects/PROJECT_NUMBER/locations/global/workloadIdentityPools/POOL_ID/providers/PROVIDER_ID";
     let rest = audience
         .strip_prefix("//iam.googleapis.com/projects/")
-        .ok_or_else(|| error(field, format!("is {audience:?}"), expected))?;
+        .ok_or_else(|| {
+            error(
+                field,
+                format!(
+                    "is {audience_q}",
+                    audience_q = crate::error::quote(&audience, 100)
+                ),
+                expected,
+            )
+        })?;
     let parts: Vec<&str> = rest.split('/').collect();
     let shape_ok = parts.len() == 7
         && parts[1] == "locations"
@@ -59,7 +68,14 @@ pub fn validate_audience(field: &str, audience: &str) -> Result<(), ConfigError>
         && parts[3] == "workloadIdentityPools"
         && parts[5] == "providers";
     if !shape_ok {
-        return Err(error(field, format!("is {audience:?}"), expected));
+        return Err(error(
+            field,
+            format!(
+                "is {audience_q}",
+                audience_q = crate::error::quote(&audience, 100)
+            ),
+            expected,
+        ));
     }
     if parts[0].is_empty() || !parts[0].bytes().all(|b| b.is_ascii_digit()) {
         return Err(error(
@@ -85,7 +101,7 @@ pub(crate) fn validate_id(field: &str, id: &str) -> Result<(), ConfigError> {
     } else {
         Err(error(
             field,
-            format!("is {id:?}"),
+            format!("is {id_q}", id_q = crate::error::quote(&id, 100)),
             "expected 4 to 32 lowercase letters, digits or hyphens, e.g. \"aws-partner\"",
         ))
     }
@@ -100,7 +116,7 @@ pub(crate) fn validate_service_account(email: &str) -> Result<(), ConfigError> {
     } else {
         Err(error(
             "service_account",
-            format!("is {email:?}"),
+            format!("is {email_q}", email_q = crate::error::quote(&email, 100)),
             "expected a service account email, e.g. \"uploader@partner-project.iam.gserviceaccount.com\"",
         ))
     }
@@ -114,7 +130,7 @@ pub(crate) fn service_account_from_url(url: &str) -> Result<String, ConfigError>
         .ok_or_else(|| {
             error(
                 field,
-                format!("is {url:?}"),
+                format!("is {url_q}", url_q = crate::error::quote(&url, 100)),
                 "expected https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken",
             )
         })?;
@@ -179,7 +195,10 @@ pub(crate) fn validate_bucket(bucket: &str) -> Result<(), ConfigError> {
     } else {
         Err(error(
             "bucket",
-            format!("is {bucket:?}"),
+            format!(
+                "is {bucket_q}",
+                bucket_q = crate::error::quote(&bucket, 100)
+            ),
             "expected a bucket name alone (3-63 lowercase letters, digits, '-', '_' or '.', up to \
              222 with dots and at most 63 between them), without gs:// or a path",
         ))
@@ -194,7 +213,10 @@ pub(crate) fn validate_prefix(prefix: &str) -> Result<(), ConfigError> {
     if bad {
         Err(error(
             "prefix",
-            format!("is {prefix:?}"),
+            format!(
+                "is {prefix_q}",
+                prefix_q = crate::error::quote(&prefix, 100)
+            ),
             "expected an object-name prefix such as \"incoming/2026/\" (no leading '/', no '.' or '..' segments)",
         ))
     } else {
@@ -212,7 +234,10 @@ pub fn validate_region(field: &str, region: &str) -> Result<(), ConfigError> {
     } else {
         Err(error(
             field,
-            format!("is {region:?}"),
+            format!(
+                "is {region_q}",
+                region_q = crate::error::quote(&region, 100)
+            ),
             "expected an AWS region such as \"us-east-1\"",
         ))
     }
@@ -229,7 +254,7 @@ pub(crate) fn validate_imds_url(field: &str, url: &str) -> Result<String, Config
     } else {
         Err(error(
             field,
-            format!("is {url:?}"),
+            format!("is {url_q}", url_q = crate::error::quote(&url, 100)),
             "expected an AWS metadata URL on http://169.254.169.254 or http://[fd00:ec2::254]",
         ))
     }
@@ -249,7 +274,7 @@ pub(crate) fn validate_verification_url(url: &str) -> Result<String, ConfigError
     } else {
         Err(error(
             field,
-            format!("is {url:?}"),
+            format!("is {url_q}", url_q = crate::error::quote(&url, 100)),
             format!("expected \"{DEFAULT_CRED_VERIFICATION_URL}\""),
         ))
     }

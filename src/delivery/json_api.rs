@@ -320,7 +320,10 @@ pub fn session_state(response: &Response, name: &str) -> Result<SessionState, Er
                 .ok_or_else(|| {
                     Error::new(
                         Step::Upload,
-                        format!("GCS answered 308 with an unreadable Range {range:?}"),
+                        format!(
+                            "GCS answered 308 with an unreadable Range {range_q}",
+                            range_q = crate::error::quote(&range, 100)
+                        ),
                     )
                 })?,
         };

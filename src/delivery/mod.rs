@@ -104,8 +104,8 @@ pub fn deliver(
         return Err(Error::new(
             Step::Upload,
             format!(
-                "GCS reports CRC32C {:?} for {} but {} was sent",
-                object.crc32c,
+                "GCS reports CRC32C {} for {} but {} was sent",
+                crate::error::quote(object.crc32c.as_deref().unwrap_or_default(), 100),
                 spec.name,
                 checksums.crc32c()
             ),

@@ -48,7 +48,11 @@ pub fn pick<'a>(
             .ok_or_else(|| {
                 Answer::refuse(
                     404,
-                    format!("no destination {id:?} is configured; configured: {}", ids()),
+                    format!(
+                        "no destination {id_q} is configured; configured: {}",
+                        ids(),
+                        id_q = crate::error::quote(&id, 100)
+                    ),
                 )
             })?,
         None => match destinations.as_slice() {

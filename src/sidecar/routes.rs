@@ -74,8 +74,9 @@ fn not_found(path: &str) -> Answer {
     Answer::refuse(
         404,
         format!(
-            "nothing is served at {shown:?}: use PUT /v1/objects/NAME, POST /v1/verify, \
-             GET /healthz, or /v1/destinations/ID/... when several destinations are configured"
+            "nothing is served at {shown_q}: use PUT /v1/objects/NAME, POST /v1/verify, \
+             GET /healthz, or /v1/destinations/ID/... when several destinations are configured",
+            shown_q = crate::error::quote(&shown, 100)
         ),
     )
 }
@@ -107,14 +108,17 @@ pub fn object_name(raw: &str) -> Result<String, String> {
         match segment {
             "" => {
                 return Err(format!(
-                    "the object name {name:?} has an empty part (a leading, trailing or \
-                     doubled /); name it like reports/2026-11-26.csv"
+                    "the object name {name_q} has an empty part (a leading, trailing or \
+                     doubled /); name it like reports/2026-11-26.csv",
+                    name_q = crate::error::quote(&name, 100)
                 ));
             }
             "." | ".." => {
                 return Err(format!(
-                    "the object name {name:?} has a {segment:?} part; names are taken \
-                     literally, so relative parts are refused"
+                    "the object name {name_q} has a {segment_q} part; names are taken \
+                     literally, so relative parts are refused",
+                    name_q = crate::error::quote(&name, 100),
+                    segment_q = crate::error::quote(&segment, 100)
                 ));
             }
             _ => {}

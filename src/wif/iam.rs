@@ -70,8 +70,8 @@ pub fn parse(
             Error::new(
                 Step::Impersonation,
                 format!(
-                    "IAM Credentials answered expireTime {:?}, not an RFC 3339 time",
-                    ok.expire_time
+                    "IAM Credentials answered expireTime {}, not an RFC 3339 time",
+                    crate::error::quote(&ok.expire_time, 100)
                 ),
             )
         })?;

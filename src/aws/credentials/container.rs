@@ -46,7 +46,8 @@ pub(super) fn request(io: &dyn Io) -> Result<Option<Request>, Error> {
     }
     let request = request.body(Vec::new()).map_err(|_| {
         cred_error(format!(
-            "the container credentials URL {url:?} is not a valid URL"
+            "the container credentials URL {url_q} is not a valid URL",
+            url_q = crate::error::quote(&url, 100)
         ))
         .with_fix("check AWS_CONTAINER_CREDENTIALS_RELATIVE_URI / _FULL_URI")
     })?;
@@ -61,7 +62,8 @@ fn validate_url(url: &str) -> Result<(), Error> {
         .filter(|uri| uri.scheme().is_some() && uri.host().is_some());
     let Some(uri) = uri else {
         return Err(cred_error(format!(
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI {url:?} is not a URL with a scheme and a host"
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI {url_q} is not a URL with a scheme and a host",
+            url_q = crate::error::quote(&url, 100)
         ))
         .with_fix("expected e.g. http://169.254.170.23/v1/credentials"));
     };
@@ -77,8 +79,8 @@ fn validate_url(url: &str) -> Result<(), Error> {
         Some("https") => Ok(()),
         Some("http") if plain_ok => Ok(()),
         _ => Err(cred_error(format!(
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI {url:?} is plain HTTP to a host that is not loopback or an ECS/EKS address"
-        ))
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI {url_q} is plain HTTP to a host that is not loopback or an ECS/EKS address"
+        , url_q = crate::error::quote(&url, 100)))
         .with_fix("use https, or the ECS/EKS link-local endpoint")),
     }
 }

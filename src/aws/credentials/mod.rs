@@ -91,7 +91,8 @@ fn parse_credentials(body: &[u8], source: Provider) -> Result<AwsCredentials, Er
         None => None,
         Some(text) => Some(OffsetDateTime::parse(&text, &Rfc3339).map_err(|_| {
             cred_error(format!(
-                "the credentials' Expiration {text:?} is not an RFC 3339 time"
+                "the credentials' Expiration {text_q} is not an RFC 3339 time",
+                text_q = crate::error::quote(&text, 100)
             ))
         })?),
     };
