@@ -86,7 +86,7 @@ impl<'a> Imds<'a> {
                 step,
                 format!(
                     "the metadata URL {url_q} is not valid",
-                    url_q = crate::error::quote(&url, 100)
+                    url_q = crate::error::quote(url, 100)
                 ),
             )
         })?;

@@ -39,7 +39,7 @@ pub fn region(
                 Step::AwsRegion,
                 format!(
                     "IMDS answered availability zone {zone_q}, which names no region",
-                    zone_q = crate::error::quote(&zone, 100)
+                    zone_q = crate::error::quote(zone, 100)
                 ),
             )
             .with_fix("set AWS_REGION")

@@ -199,7 +199,7 @@ pub fn destination_ids(
                 field: DESTINATIONS_VARIABLE.into(),
                 problem: format!(
                     "names the destination {id_q}",
-                    id_q = crate::error::quote(&id, 100)
+                    id_q = crate::error::quote(id, 100)
                 ),
                 fix: "use ids of lowercase letters, digits and '-', e.g. partner-a".into(),
             });
@@ -285,7 +285,7 @@ impl<'de> de::Deserializer<'de> for Node {
             "false" | "0" => visitor.visit_bool(false),
             other => Err(de::Error::custom(format!(
                 "{other_q}: set true or false",
-                other_q = crate::error::quote(&other, 100)
+                other_q = crate::error::quote(other, 100)
             ))),
         }
     }

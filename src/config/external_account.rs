@@ -94,7 +94,7 @@ pub(crate) fn federation(text: &str, settings: &Settings) -> Result<Federation, 
                 "credential_config.credential_source.environment_id",
                 format!(
                     "is {other_q}, an AWS version this tool does not know",
-                    other_q = crate::error::quote(&other, 100)
+                    other_q = crate::error::quote(other, 100)
                 ),
                 "expected \"aws1\"",
             ));

@@ -121,7 +121,7 @@ impl Settings {
                 field: "credential_config".into(),
                 problem: format!(
                     "names {path_q}, which cannot be read ({e})",
-                    path_q = crate::error::quote(&path, 100)
+                    path_q = crate::error::quote(path, 100)
                 ),
                 fix: "give the path of the file gcloud wrote (relative to DEST.toml), and let the \
                       host read it (wasmtime: --dir), or give its JSON text"

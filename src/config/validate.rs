@@ -31,7 +31,7 @@ pub(crate) fn https_url(field: &str, url: &str) -> Result<String, ConfigError> {
         Some(_) => Ok(url.to_owned()),
         None => Err(error(
             field,
-            format!("is {url_q}", url_q = crate::error::quote(&url, 100)),
+            format!("is {url_q}", url_q = crate::error::quote(url, 100)),
             "expected an https:// URL (http:// only to a loopback emulator, e.g. \
              http://127.0.0.1:8080; host-test can also route a host there with --connect-to)",
         )),
@@ -56,7 +56,7 @@ pub fn validate_audience(field: &str, audience: &str) -> Result<(), ConfigError>
                 field,
                 format!(
                     "is {audience_q}",
-                    audience_q = crate::error::quote(&audience, 100)
+                    audience_q = crate::error::quote(audience, 100)
                 ),
                 expected,
             )
@@ -72,7 +72,7 @@ pub fn validate_audience(field: &str, audience: &str) -> Result<(), ConfigError>
             field,
             format!(
                 "is {audience_q}",
-                audience_q = crate::error::quote(&audience, 100)
+                audience_q = crate::error::quote(audience, 100)
             ),
             expected,
         ));
@@ -101,7 +101,7 @@ pub(crate) fn validate_id(field: &str, id: &str) -> Result<(), ConfigError> {
     } else {
         Err(error(
             field,
-            format!("is {id_q}", id_q = crate::error::quote(&id, 100)),
+            format!("is {id_q}", id_q = crate::error::quote(id, 100)),
             "expected 4 to 32 lowercase letters, digits or hyphens, e.g. \"aws-partner\"",
         ))
     }
@@ -116,7 +116,7 @@ pub(crate) fn validate_service_account(email: &str) -> Result<(), ConfigError> {
     } else {
         Err(error(
             "service_account",
-            format!("is {email_q}", email_q = crate::error::quote(&email, 100)),
+            format!("is {email_q}", email_q = crate::error::quote(email, 100)),
             "expected a service account email, e.g. \"uploader@partner-project.iam.gserviceaccount.com\"",
         ))
     }
@@ -130,7 +130,7 @@ pub(crate) fn service_account_from_url(url: &str) -> Result<String, ConfigError>
         .ok_or_else(|| {
             error(
                 field,
-                format!("is {url_q}", url_q = crate::error::quote(&url, 100)),
+                format!("is {url_q}", url_q = crate::error::quote(url, 100)),
                 "expected https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken",
             )
         })?;
@@ -195,10 +195,7 @@ pub(crate) fn validate_bucket(bucket: &str) -> Result<(), ConfigError> {
     } else {
         Err(error(
             "bucket",
-            format!(
-                "is {bucket_q}",
-                bucket_q = crate::error::quote(&bucket, 100)
-            ),
+            format!("is {bucket_q}", bucket_q = crate::error::quote(bucket, 100)),
             "expected a bucket name alone (3-63 lowercase letters, digits, '-', '_' or '.', up to \
              222 with dots and at most 63 between them), without gs:// or a path",
         ))
@@ -213,10 +210,7 @@ pub(crate) fn validate_prefix(prefix: &str) -> Result<(), ConfigError> {
     if bad {
         Err(error(
             "prefix",
-            format!(
-                "is {prefix_q}",
-                prefix_q = crate::error::quote(&prefix, 100)
-            ),
+            format!("is {prefix_q}", prefix_q = crate::error::quote(prefix, 100)),
             "expected an object-name prefix such as \"incoming/2026/\" (no leading '/', no '.' or '..' segments)",
         ))
     } else {
@@ -234,10 +228,7 @@ pub fn validate_region(field: &str, region: &str) -> Result<(), ConfigError> {
     } else {
         Err(error(
             field,
-            format!(
-                "is {region_q}",
-                region_q = crate::error::quote(&region, 100)
-            ),
+            format!("is {region_q}", region_q = crate::error::quote(region, 100)),
             "expected an AWS region such as \"us-east-1\"",
         ))
     }
@@ -254,7 +245,7 @@ pub(crate) fn validate_imds_url(field: &str, url: &str) -> Result<String, Config
     } else {
         Err(error(
             field,
-            format!("is {url_q}", url_q = crate::error::quote(&url, 100)),
+            format!("is {url_q}", url_q = crate::error::quote(url, 100)),
             "expected an AWS metadata URL on http://169.254.169.254 or http://[fd00:ec2::254]",
         ))
     }
@@ -274,7 +265,7 @@ pub(crate) fn validate_verification_url(url: &str) -> Result<String, ConfigError
     } else {
         Err(error(
             field,
-            format!("is {url_q}", url_q = crate::error::quote(&url, 100)),
+            format!("is {url_q}", url_q = crate::error::quote(url, 100)),
             format!("expected \"{DEFAULT_CRED_VERIFICATION_URL}\""),
         ))
     }

@@ -322,7 +322,7 @@ pub fn session_state(response: &Response, name: &str) -> Result<SessionState, Er
                         Step::Upload,
                         format!(
                             "GCS answered 308 with an unreadable Range {range_q}",
-                            range_q = crate::error::quote(&range, 100)
+                            range_q = crate::error::quote(range, 100)
                         ),
                     )
                 })?,

@@ -51,7 +51,7 @@ pub fn pick<'a>(
                     format!(
                         "no destination {id_q} is configured; configured: {}",
                         ids(),
-                        id_q = crate::error::quote(&id, 100)
+                        id_q = crate::error::quote(id, 100)
                     ),
                 )
             })?,

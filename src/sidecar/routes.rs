@@ -118,7 +118,7 @@ pub fn object_name(raw: &str) -> Result<String, String> {
                     "the object name {name_q} has a {segment_q} part; names are taken \
                      literally, so relative parts are refused",
                     name_q = crate::error::quote(&name, 100),
-                    segment_q = crate::error::quote(&segment, 100)
+                    segment_q = crate::error::quote(segment, 100)
                 ));
             }
             _ => {}

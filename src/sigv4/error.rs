@@ -37,37 +37,37 @@ impl fmt::Display for SigningError {
             SigningError::InvalidRegion(r) => write!(
                 f,
                 "region {r_q} is not an AWS region: expected something like \"us-east-1\""
-            , r_q = crate::error::quote(&r, 100)),
+            , r_q = crate::error::quote(r, 100)),
             SigningError::InvalidService(s) => write!(
                 f,
                 "service {s_q} is not an AWS signing name: expected something like \"sts\""
-            , s_q = crate::error::quote(&s, 100)),
+            , s_q = crate::error::quote(s, 100)),
             SigningError::InvalidMethod(m) => {
-                write!(f, "method {m_q} is not an HTTP method: expected e.g. \"GET\" or \"POST\"", m_q = crate::error::quote(&m, 100))
+                write!(f, "method {m_q} is not an HTTP method: expected e.g. \"GET\" or \"POST\"", m_q = crate::error::quote(m, 100))
             }
             SigningError::InvalidPath(p) => write!(
                 f,
                 "path {p_q} is not a request path: it must start with \"/\" and contain no control characters"
-            , p_q = crate::error::quote(&p, 100)),
+            , p_q = crate::error::quote(p, 100)),
             SigningError::InvalidHeaderName(n) => write!(
                 f,
                 "header name {n_q} is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)"
-            , n_q = crate::error::quote(&n, 100)),
+            , n_q = crate::error::quote(n, 100)),
             SigningError::InvalidHeaderValue { name } => write!(
                 f,
                 "header {name_q} has a value with a control character (CR, LF or NUL): remove it"
-            , name_q = crate::error::quote(&name, 100)),
+            , name_q = crate::error::quote(name, 100)),
             SigningError::MissingHost => f.write_str(
                 "the request has no host header: SigV4 signs the host, so give the full URL or a host header",
             ),
             SigningError::InvalidPayloadHash(h) => write!(
                 f,
                 "payload hash {h_q} is not a SHA-256: expected 64 lowercase hex digits"
-            , h_q = crate::error::quote(&h, 100)),
+            , h_q = crate::error::quote(h, 100)),
             SigningError::InvalidUrl(u) => write!(
                 f,
                 "url {u_q} is not an absolute http(s) URL: expected e.g. \"https://sts.us-east-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15\""
-            , u_q = crate::error::quote(&u, 100)),
+            , u_q = crate::error::quote(u, 100)),
             SigningError::InvalidTime(s) => write!(
                 f,
                 "time {s} (seconds since 1970) is out of range: expected a date before the year 10000"

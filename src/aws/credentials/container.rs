@@ -63,7 +63,7 @@ fn validate_url(url: &str) -> Result<(), Error> {
     let Some(uri) = uri else {
         return Err(cred_error(format!(
             "AWS_CONTAINER_CREDENTIALS_FULL_URI {url_q} is not a URL with a scheme and a host",
-            url_q = crate::error::quote(&url, 100)
+            url_q = crate::error::quote(url, 100)
         ))
         .with_fix("expected e.g. http://169.254.170.23/v1/credentials"));
     };
@@ -80,7 +80,7 @@ fn validate_url(url: &str) -> Result<(), Error> {
         Some("http") if plain_ok => Ok(()),
         _ => Err(cred_error(format!(
             "AWS_CONTAINER_CREDENTIALS_FULL_URI {url_q} is plain HTTP to a host that is not loopback or an ECS/EKS address"
-        , url_q = crate::error::quote(&url, 100)))
+        , url_q = crate::error::quote(url, 100)))
         .with_fix("use https, or the ECS/EKS link-local endpoint")),
     }
 }

@@ -21,7 +21,7 @@ pub(super) fn credentials(
     if role.is_empty() || role.contains('/') {
         return Err(cred_error(format!(
             "the EC2 metadata service lists no usable IAM role ({role_q})",
-            role_q = crate::error::quote(&role, 100)
+            role_q = crate::error::quote(role, 100)
         ))
         .with_fix("attach an IAM role (instance profile) to the instance"));
     }
