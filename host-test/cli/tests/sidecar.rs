@@ -204,7 +204,7 @@ async fn bad_requests_get_a_clear_4xx_and_create_nothing() {
     let addr = server.addr();
     let put = |path: &str| {
         format!(
-            "PUT {path} HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi"
+            "PUT {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi"
         )
     };
     let cases: &[(&str, &str, &str)] = &[
@@ -228,7 +228,7 @@ async fn bad_requests_get_a_clear_4xx_and_create_nothing() {
     }
     let answer = raw(
         addr,
-        b"GET /v1/objects/a.txt HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        b"GET /v1/objects/a.txt HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n",
     )
     .await;
     assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
@@ -240,14 +240,14 @@ async fn bad_requests_get_a_clear_4xx_and_create_nothing() {
     // A request head beyond 64 KiB is refused by the server before the component sees it.
     let huge = "v".repeat(1 << 20);
     let request = format!(
-        "PUT /v1/objects/h.txt HTTP/1.1\r\nhost: x\r\nx-filler: {huge}\r\n\
+        "PUT /v1/objects/h.txt HTTP/1.1\r\nhost: 127.0.0.1\r\nx-filler: {huge}\r\n\
          content-length: 2\r\nconnection: close\r\n\r\nhi"
     );
     let answer = raw(addr, request.as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.200}");
 
     let request = format!(
-        "PUT /v1/objects/m.txt HTTP/1.1\r\nhost: x\r\nx-goog-meta-big: {}\r\n\
+        "PUT /v1/objects/m.txt HTTP/1.1\r\nhost: 127.0.0.1\r\nx-goog-meta-big: {}\r\n\
          content-length: 2\r\nconnection: close\r\n\r\nhi",
         "v".repeat(9000)
     );
@@ -275,7 +275,8 @@ async fn a_client_that_disconnects_mid_body_leaves_no_object() {
         ("chunked.bin", "transfer-encoding: chunked"),
     ] {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let head = format!("PUT /v1/objects/{name} HTTP/1.1\r\nhost: x\r\n{framing}\r\n\r\n");
+        let head =
+            format!("PUT /v1/objects/{name} HTTP/1.1\r\nhost: 127.0.0.1\r\n{framing}\r\n\r\n");
         stream.write_all(head.as_bytes()).await.unwrap();
         if framing.starts_with("transfer") {
             stream
@@ -471,4 +472,75 @@ fn the_cli_serves_until_sigterm_and_refuses_remote_addresses() {
     assert!(!stderr.contains(secret.as_str()));
     assert!(!String::from_utf8_lossy(&output.stdout).contains(secret.as_str()));
     assert!(demo.emulator.object("cli.txt").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_and_rebound_names_cannot_write_into_the_bucket() {
+    let demo = Demo::start(EmulatorConfig::demo()).await.unwrap();
+    let server = serve(&demo, 2).await;
+    let addr = server.addr();
+    // DNS rebinding: a page whose name resolves to 127.0.0.1.
+    let rebound = raw(
+        addr,
+        b"PUT /v1/objects/evil.txt HTTP/1.1\r\nhost: attacker.example:8787\r\n\
+          content-length: 4\r\nconnection: close\r\n\r\nevil",
+    )
+    .await;
+    assert!(rebound.starts_with("HTTP/1.1 403"), "{rebound}");
+    assert!(rebound.contains("loopback"), "{rebound}");
+    // A cross-site form post, which a browser sends without a preflight.
+    let (status, error) = send(
+        addr,
+        "POST",
+        "/v1/verify",
+        &[
+            ("origin", "https://attacker.example"),
+            ("content-type", "text/plain"),
+        ],
+        Bytes::from_static(b"x"),
+    )
+    .await;
+    assert_eq!(status, 403, "{error}");
+    let (status, error) = send(
+        addr,
+        "POST",
+        "/v1/verify",
+        &[("sec-fetch-site", "cross-site")],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(status, 403, "{error}");
+    let (status, error) = send(
+        addr,
+        "POST",
+        "/v1/verify",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        Bytes::from_static(b"a=b"),
+    )
+    .await;
+    assert_eq!(status, 415, "{error}");
+    assert!(
+        demo.emulator.objects().is_empty(),
+        "nothing was created: {:?}",
+        demo.emulator
+            .objects()
+            .iter()
+            .map(|o| o.name.clone())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        demo.emulator.count(Endpoint::Sts),
+        0,
+        "no token was even asked for"
+    );
+    // The application beside it still delivers.
+    let (status, receipt) = send(
+        addr,
+        "PUT",
+        "/v1/objects/ok.txt",
+        &[],
+        Bytes::from_static(b"ok"),
+    )
+    .await;
+    assert_eq!(status, 201, "{receipt}");
 }
