@@ -267,6 +267,15 @@ pub fn status_query(session_url: &str, token: &Secret, total: Option<u64>) -> ht
     chunk(session_url, token, 0, 0, total, None)
 }
 
+/// Cancels a resumable session (GCS answers 499 and drops what it committed).
+pub fn cancel(session_url: &str, token: &Secret) -> http::Request<()> {
+    http::Request::delete(session_url)
+        .header("authorization", token.bearer())
+        .header("content-length", "0")
+        .body(())
+        .expect("the session URL was checked when the session started")
+}
+
 /// The session URL of a started resumable upload: its `Location`, which must name the storage
 /// endpoint's host, since every chunk sent there carries the access token. It is followed on
 /// the configured endpoint's scheme and port, so an emulator that answers `http://` for a name

@@ -32,11 +32,33 @@ impl Delivery<'_> {
         }
     }
 
+    /// Delivers through a new session; one that fails for good is cancelled, so GCS drops
+    /// what it committed instead of keeping it for a week.
     pub(super) fn resumable(
         &mut self,
         source: &mut dyn ByteSource,
     ) -> Result<(ObjectResource, Checksums), Error> {
         let session = self.start_session()?;
+        let result = self.send_all(&session, source);
+        if result.is_err() {
+            self.cancel(&session);
+        }
+        result
+    }
+
+    /// Best effort, one attempt: a session left behind expires by itself.
+    fn cancel(&mut self, session: &str) {
+        if let Ok(token) = self.token() {
+            let _ = self.send(&upload::cancel(session, &token), &[]);
+        }
+    }
+
+    fn send_all(
+        &mut self,
+        session: &str,
+        source: &mut dyn ByteSource,
+    ) -> Result<(ObjectResource, Checksums), Error> {
+        let session = session.to_owned();
         let chunk_size = self.destination.upload.chunk_size.max(upload::QUANTUM) / upload::QUANTUM
             * upload::QUANTUM;
         let mut buf = vec![0u8; usize::try_from(chunk_size).expect("chunk size fits memory")];

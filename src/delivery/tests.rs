@@ -231,6 +231,39 @@ fn streams_of_unknown_length_finish_with_an_empty_final_request() {
 }
 
 #[test]
+fn a_session_that_fails_for_good_is_cancelled() {
+    let data = vec![7u8; 600 * 1024];
+    let mut io = io_with_google();
+    fake_resumable(&mut io, Rc::new(RefCell::new(Session::default())));
+    io.on("PUT https://storage.googleapis.com/session/1", |_| {
+        respond(
+            400,
+            r#"{"error":{"code":400,"message":"Invalid request."}}"#,
+        )
+    });
+    io.on("DELETE https://storage.googleapis.com/session/1", |req| {
+        assert_eq!(req.headers()["authorization"], "Bearer at");
+        respond(499, "")
+    });
+    let mut destination = destination();
+    destination.upload.single_request_limit = 1024;
+    destination.upload.chunk_size = 256 * 1024;
+    let err = deliver(
+        &mut io,
+        &mut TokenSource::default(),
+        &destination,
+        &spec("n", Some(data.len() as u64)),
+        &mut &data[..],
+    )
+    .unwrap_err();
+    assert_eq!(err.status, Some(400), "{err}");
+    assert_eq!(
+        io.count("DELETE https://storage.googleapis.com/session/1"),
+        1
+    );
+}
+
+#[test]
 fn a_source_shorter_or_longer_than_declared_creates_nothing() {
     for (declared, actual) in [(10u64, 5usize), (5, 10), (300 * 1024, 100)] {
         let mut io = io_with_google();
