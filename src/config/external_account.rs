@@ -52,12 +52,14 @@ pub(crate) fn federation(text: &str, settings: &Settings) -> Result<Federation, 
     })?;
     const GCLOUD: &str =
         "regenerate the file with `gcloud iam workload-identity-pools create-cred-config --aws`";
+    // What the file holds for a field it must get right.
+    let is = |value: Option<&str>| value.map_or("is missing".to_owned(), |v| format!("is {v:?}"));
     match file.kind.as_deref() {
         Some("external_account") => {}
         other => {
             return Err(error(
                 "credential_config.type",
-                format!("is {other:?}"),
+                is(other),
                 "expected \"external_account\" (a service-account key file is not a WIF configuration)",
             ));
         }
@@ -69,7 +71,7 @@ pub(crate) fn federation(text: &str, settings: &Settings) -> Result<Federation, 
         other => {
             return Err(error(
                 "credential_config.subject_token_type",
-                format!("is {other:?}"),
+                is(other),
                 format!("expected \"{SUBJECT_TOKEN_TYPE_AWS}\" for an AWS provider"),
             ));
         }
@@ -93,7 +95,7 @@ pub(crate) fn federation(text: &str, settings: &Settings) -> Result<Federation, 
         other => {
             return Err(error(
                 "credential_config.credential_source.environment_id",
-                format!("is {other:?}"),
+                is(other),
                 "expected \"aws1\": wif-push delivers from AWS only",
             ));
         }
@@ -158,4 +160,32 @@ pub(crate) fn federation(text: &str, settings: &Settings) -> Result<Federation, 
         token_lifetime_seconds: lifetime,
         aws,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(json: &str) -> String {
+        federation(json, &Settings::default()).unwrap_err().problem
+    }
+
+    #[test]
+    fn a_wrong_or_missing_field_is_named_without_rust_notation() {
+        assert_eq!(
+            problem(r#"{"type": "service_account"}"#),
+            "is \"service_account\""
+        );
+        assert_eq!(problem("{}"), "is missing");
+        let aws = r#"{"type": "external_account",
+            "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/pool/providers/aws-provider""#;
+        assert_eq!(problem(&format!("{aws}}}")), "is missing");
+        let token_type = r#""subject_token_type": "urn:ietf:params:aws:token-type:aws4_request""#;
+        assert_eq!(
+            problem(&format!(
+                "{aws}, {token_type}, \"credential_source\": {{}}}}"
+            )),
+            "is missing"
+        );
+    }
 }
