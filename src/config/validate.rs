@@ -94,7 +94,11 @@ pub(crate) fn validate_id(field: &str, id: &str) -> Result<(), ConfigError> {
 pub(crate) fn validate_service_account(email: &str) -> Result<(), ConfigError> {
     let ok = email
         .split_once('@')
-        .is_some_and(|(name, domain)| !name.is_empty() && domain.ends_with("gserviceaccount.com"));
+        .is_some_and(|(name, domain)| !name.is_empty() && domain.ends_with("gserviceaccount.com"))
+        && email.bytes().filter(|b| *b == b'@').count() == 1
+        && email
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"@.-_".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -252,5 +256,27 @@ pub(crate) fn validate_verification_url(url: &str) -> Result<String, ConfigError
             format!("is {url:?}"),
             format!("expected \"{DEFAULT_CRED_VERIFICATION_URL}\""),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The email goes into the impersonation URL as it is, so it holds only what a service
+    /// account's email can.
+    #[test]
+    fn a_service_account_is_an_email_a_url_can_carry() {
+        validate_service_account("uploader@partner-project.iam.gserviceaccount.com").unwrap();
+        validate_service_account("123456789012-compute@developer.gserviceaccount.com").unwrap();
+        for bad in [
+            "uploader@part`er-project.iam.gserviceaccount.com",
+            "up loader@partner.iam.gserviceaccount.com",
+            "uploader@a@partner.iam.gserviceaccount.com",
+            "uploader@partner.iam.gserviceaccount.com/../x",
+        ] {
+            let e = validate_service_account(bad).unwrap_err();
+            assert_eq!(e.field, "service_account", "{bad}");
+        }
     }
 }
