@@ -228,7 +228,7 @@ pub(crate) fn validate_imds_url(field: &str, url: &str) -> Result<String, Config
         .and_then(|rest| rest.split('/').next())
         .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
         .is_some_and(|host| crate::aws::IMDS_HOSTS.contains(&host));
-    if host_ok {
+    if host_ok && url.parse::<http::Uri>().is_ok() {
         Ok(url.to_owned())
     } else {
         Err(error(
@@ -277,6 +277,25 @@ mod tests {
         ] {
             let e = validate_service_account(bad).unwrap_err();
             assert_eq!(e.field, "service_account", "{bad}");
+        }
+    }
+
+    /// The metadata URLs are requested as they are, so each must be a URL.
+    #[test]
+    fn a_metadata_url_is_a_url_on_a_metadata_host() {
+        let field = "credential_config.credential_source.imdsv2_session_token_url";
+        validate_imds_url(field, "http://169.254.169.254/latest/api/token").unwrap();
+        validate_imds_url(field, "http://[fd00:ec2::254]/latest/api/token").unwrap();
+        for bad in [
+            "http://169.254.169.254/latest/api token",
+            "http://169.254.169.254/latest/\x01",
+            "http://metadata.example/latest/api/token",
+        ] {
+            assert_eq!(
+                validate_imds_url(field, bad).unwrap_err().field,
+                field,
+                "{bad}"
+            );
         }
     }
 }
