@@ -76,7 +76,11 @@ pub fn parse(response: &Response) -> Result<FederatedToken, Error> {
         ));
     };
     let description = err.error_description.unwrap_or_default();
-    let said = format!("Google STS answered {status} {}: {description}", err.error);
+    let said = format!(
+        "Google STS answered {status} {}: {}",
+        excerpt(err.error.as_bytes(), 100),
+        excerpt(description.as_bytes(), 500)
+    );
     let e = Error::answered(Step::StsExchange, status, said);
     if e.transient {
         return Err(e);
@@ -207,5 +211,21 @@ mod tests {
                 .transient
         );
         assert!(!parse(&response(400, "<html>")).unwrap_err().transient);
+    }
+
+    /// Google's words are quoted on one line, whatever line breaks they hold.
+    #[test]
+    fn a_refusal_is_quoted_on_one_line() {
+        let e = parse(&response(
+            400,
+            r#"{"error":"invalid_target","error_description":"The target service\nis invalid."}"#,
+        ))
+        .unwrap_err();
+        assert!(
+            e.message
+                .ends_with("invalid_target: The target service is invalid."),
+            "{e}"
+        );
+        assert!(e.fix.is_some(), "{e}");
     }
 }
