@@ -62,7 +62,11 @@ pub fn parse(response: &Response) -> Result<FederatedToken, Error> {
         }
         return Ok(FederatedToken {
             access_token: ok.access_token,
-            expires_in: ok.expires_in.unwrap_or(3600),
+            // Kept no longer than any token may last, so the expiry time cannot overflow.
+            expires_in: ok
+                .expires_in
+                .unwrap_or(3600)
+                .min(crate::config::MAX_LIFETIME_SECONDS.into()),
         });
     }
     let Ok(err) = serde_json::from_slice::<OAuthError>(response.body()) else {
@@ -227,5 +231,20 @@ mod tests {
             "{e}"
         );
         assert!(e.fix.is_some(), "{e}");
+    }
+
+    /// However long STS says the token lasts, it is kept no longer than the longest lifetime
+    /// a token may have: a huge `expires_in` overflowed the expiry time.
+    #[test]
+    fn expires_in_is_capped() {
+        let token = parse(&response(
+            200,
+            r#"{"access_token":"ya29.x","expires_in":18446744073709551615}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            token.expires_in,
+            u64::from(crate::config::MAX_LIFETIME_SECONDS)
+        );
     }
 }
