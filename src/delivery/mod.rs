@@ -95,17 +95,13 @@ pub fn deliver(
         }
     };
     let elapsed = io.now() - started;
-    if let Some(object) = &object
-        && object
-            .crc32c
-            .as_deref()
-            .is_some_and(|c| c != checksums.crc32c())
+    if let Some(reported) = object.as_ref().and_then(|o| o.crc32c.as_deref())
+        && reported != checksums.crc32c()
     {
         return Err(Error::new(
             Step::Upload,
             format!(
-                "GCS reports CRC32C {:?} for {} but {} was sent",
-                object.crc32c,
+                "GCS reports CRC32C {reported:?} for {} but {} was sent",
                 spec.name,
                 checksums.crc32c()
             ),
