@@ -34,6 +34,7 @@ pub fn region(
     let region = zone
         .strip_suffix(|c: char| c.is_ascii_lowercase())
         .filter(|r| r.ends_with(|c: char| c.is_ascii_digit()))
+        .filter(|r| crate::config::validate_region("", r).is_ok())
         .ok_or_else(|| {
             Error::new(
                 Step::AwsRegion,
@@ -78,5 +79,23 @@ mod tests {
             region(&mut io, None, &source(), false).unwrap(),
             "us-west-2"
         );
+    }
+
+    /// The zone's region is checked as a configured one is: it goes into the host that the
+    /// subject token is signed for.
+    #[test]
+    fn a_zone_that_names_no_region_is_refused() {
+        for zone in ["us-eas@t-1a", "US-EAST-1a", "sts.example/1a"] {
+            let mut io = FakeIo::new();
+            io.on("PUT http://169.254.169.254/latest/api/token", |_| {
+                respond(200, "t")
+            });
+            io.on(
+                "GET http://169.254.169.254/latest/meta-data/placement",
+                move |_| respond(200, zone),
+            );
+            let err = region(&mut io, None, &source(), false).unwrap_err();
+            assert!(err.message.contains("names no region"), "{zone}: {err}");
+        }
     }
 }

@@ -52,6 +52,7 @@ pub(crate) fn federation(text: &str, settings: &Settings) -> Result<Federation, 
     })?;
     const GCLOUD: &str =
         "regenerate the file with `gcloud iam workload-identity-pools create-cred-config --aws`";
+    // What the file holds for a field it must get right.
     match file.kind.as_deref() {
         Some("external_account") => {}
         other => {
@@ -161,4 +162,32 @@ pub(crate) fn federation(text: &str, settings: &Settings) -> Result<Federation, 
         token_lifetime_seconds: lifetime,
         aws,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(json: &str) -> String {
+        federation(json, &Settings::default()).unwrap_err().problem
+    }
+
+    #[test]
+    fn a_wrong_or_missing_field_is_named_without_rust_notation() {
+        assert_eq!(
+            problem(r#"{"type": "service_account"}"#),
+            "is \"service_account\""
+        );
+        assert_eq!(problem("{}"), "is missing");
+        let aws = r#"{"type": "external_account",
+            "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/pool/providers/aws-provider""#;
+        assert_eq!(problem(&format!("{aws}}}")), "is missing");
+        let token_type = r#""subject_token_type": "urn:ietf:params:aws:token-type:aws4_request""#;
+        assert_eq!(
+            problem(&format!(
+                "{aws}, {token_type}, \"credential_source\": {{}}}}"
+            )),
+            "is missing"
+        );
+    }
 }

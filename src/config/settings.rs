@@ -177,8 +177,17 @@ fn check_keys(value: &serde_json::Value, prefix: &str, valid: &[&str]) -> Result
             Some((_, v)) => format!("did you mean {prefix}{v}?"),
             None => format!("valid keys here: {}", valid.join(", ")),
         };
+        // A key that is not a bare TOML key (empty, spaces, a line break) is shown quoted.
+        let bare = !key.is_empty()
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         return Err(ConfigError {
-            field: format!("{prefix}{key}"),
+            field: if bare {
+                format!("{prefix}{key}")
+            } else {
+                format!("{prefix}{key:?}")
+            },
             problem: "is not a setting".into(),
             fix,
         });
@@ -236,6 +245,10 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.field, "endpoints.stss");
         assert_eq!(e.fix, "did you mean endpoints.sts?");
+        for (key, field) in [("", "\"\""), ("a\nb", "\"a\\nb\"")] {
+            let e = Settings::from_value(serde_json::json!({ key: 1 }), "DEST.toml").unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+        }
         let e =
             Settings::from_value(serde_json::json!({"zzzzzzzzzzzz": 1}), "DEST.toml").unwrap_err();
         assert!(

@@ -110,7 +110,11 @@ pub(crate) fn validate_id(field: &str, id: &str) -> Result<(), ConfigError> {
 pub(crate) fn validate_service_account(email: &str) -> Result<(), ConfigError> {
     let ok = email
         .split_once('@')
-        .is_some_and(|(name, domain)| !name.is_empty() && domain.ends_with("gserviceaccount.com"));
+        .is_some_and(|(name, domain)| !name.is_empty() && domain.ends_with("gserviceaccount.com"))
+        && email.bytes().filter(|b| *b == b'@').count() == 1
+        && email
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"@.-_".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -240,7 +244,7 @@ pub(crate) fn validate_imds_url(field: &str, url: &str) -> Result<String, Config
         .and_then(|rest| rest.split('/').next())
         .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
         .is_some_and(|host| crate::aws::IMDS_HOSTS.contains(&host));
-    if host_ok {
+    if host_ok && url.parse::<http::Uri>().is_ok() {
         Ok(url.to_owned())
     } else {
         Err(error(
@@ -268,5 +272,46 @@ pub(crate) fn validate_verification_url(url: &str) -> Result<String, ConfigError
             format!("is {url_q}", url_q = crate::error::quote(url, 100)),
             format!("expected \"{DEFAULT_CRED_VERIFICATION_URL}\""),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The email goes into the impersonation URL as it is, so it holds only what a service
+    /// account's email can.
+    #[test]
+    fn a_service_account_is_an_email_a_url_can_carry() {
+        validate_service_account("uploader@partner-project.iam.gserviceaccount.com").unwrap();
+        validate_service_account("123456789012-compute@developer.gserviceaccount.com").unwrap();
+        for bad in [
+            "uploader@part`er-project.iam.gserviceaccount.com",
+            "up loader@partner.iam.gserviceaccount.com",
+            "uploader@a@partner.iam.gserviceaccount.com",
+            "uploader@partner.iam.gserviceaccount.com/../x",
+        ] {
+            let e = validate_service_account(bad).unwrap_err();
+            assert_eq!(e.field, "service_account", "{bad}");
+        }
+    }
+
+    /// The metadata URLs are requested as they are, so each must be a URL.
+    #[test]
+    fn a_metadata_url_is_a_url_on_a_metadata_host() {
+        let field = "credential_config.credential_source.imdsv2_session_token_url";
+        validate_imds_url(field, "http://169.254.169.254/latest/api/token").unwrap();
+        validate_imds_url(field, "http://[fd00:ec2::254]/latest/api/token").unwrap();
+        for bad in [
+            "http://169.254.169.254/latest/api token",
+            "http://169.254.169.254/latest/\x01",
+            "http://metadata.example/latest/api/token",
+        ] {
+            assert_eq!(
+                validate_imds_url(field, bad).unwrap_err().field,
+                field,
+                "{bad}"
+            );
+        }
     }
 }

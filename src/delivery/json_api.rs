@@ -371,7 +371,10 @@ pub fn upload_error(response: &Response, name: &str) -> Error {
     let said = serde_json::from_slice::<ErrorBody>(response.body())
         .ok()
         .and_then(|b| b.error.message)
-        .unwrap_or_else(|| excerpt(response.body(), 200));
+        .map_or_else(
+            || excerpt(response.body(), 200),
+            |m| excerpt(m.as_bytes(), 500),
+        );
     let e = Error::answered(
         Step::Upload,
         status,
@@ -566,5 +569,22 @@ mod tests {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
         assert!(validate_name(&"x".repeat(1025)).is_err());
+    }
+
+    /// Google's words are quoted on one line, whatever line breaks they hold.
+    #[test]
+    fn a_refusal_is_quoted_on_one_line() {
+        let e = upload_error(
+            &response(
+                403,
+                &[],
+                r#"{"error":{"message":"uploader may not\ncreate objects"}}"#,
+            ),
+            "a",
+        );
+        assert!(
+            e.message.ends_with("a: uploader may not create objects"),
+            "{e}"
+        );
     }
 }

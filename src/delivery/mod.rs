@@ -95,17 +95,14 @@ pub fn deliver(
         }
     };
     let elapsed = io.now() - started;
-    if let Some(object) = &object
-        && object
-            .crc32c
-            .as_deref()
-            .is_some_and(|c| c != checksums.crc32c())
+    if let Some(reported) = object.as_ref().and_then(|o| o.crc32c.as_deref())
+        && reported != checksums.crc32c()
     {
         return Err(Error::new(
             Step::Upload,
             format!(
                 "GCS reports CRC32C {} for {} but {} was sent",
-                crate::error::quote(object.crc32c.as_deref().unwrap_or_default(), 100),
+                crate::error::quote(reported, 100),
                 spec.name,
                 checksums.crc32c()
             ),

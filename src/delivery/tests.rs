@@ -122,6 +122,17 @@ fn small_objects_take_one_request() {
     assert_eq!(receipt.generation.as_deref(), Some("1"));
 }
 
+/// A CRC32C other than the one sent is named as GCS spells it, not in Rust's notation.
+#[test]
+fn another_crc32c_is_named_as_gcs_reports_it() {
+    let mut io = io_with_google();
+    io.on("POST https://storage.googleapis.com/upload/storage/v1/b/partner-inbox/o?uploadType=multipart", |_| {
+        respond(200, &object_json(b"hello").replace(r#""crc32c":""#, r#""crc32c":"x"#))
+    });
+    let e = deliver_hello(&mut io).unwrap_err();
+    assert!(e.message.starts_with("GCS reports CRC32C \"x"), "{e}");
+}
+
 #[test]
 fn uploads_take_the_destination_s_timeout() {
     for (setting, expected) in [(None, 120), (Some(900), 900)] {

@@ -90,7 +90,11 @@ pub fn parse(
             let google_status = error.status.unwrap_or_default();
             let code = error.code.unwrap_or(status);
             (
-                format!("IAM Credentials answered {code} {google_status}: {message}"),
+                format!(
+                    "IAM Credentials answered {code} {}: {}",
+                    excerpt(google_status.as_bytes(), 100),
+                    excerpt(message.as_bytes(), 500)
+                ),
                 google_status,
                 message,
             )
@@ -209,6 +213,24 @@ mod tests {
             parse(&response(503, "unavailable"), SA)
                 .unwrap_err()
                 .transient
+        );
+    }
+
+    /// Google's words are quoted on one line, whatever line breaks they hold.
+    #[test]
+    fn a_refusal_is_quoted_on_one_line() {
+        let e = parse(
+            &response(
+                403,
+                r#"{"error":{"code":403,"message":"Permission denied\r\non it.","status":"PERMISSION_DENIED"}}"#,
+            ),
+            SA,
+        )
+        .unwrap_err();
+        assert!(
+            e.message
+                .ends_with("PERMISSION_DENIED: Permission denied on it."),
+            "{e}"
         );
     }
 }

@@ -62,7 +62,11 @@ pub fn parse(response: &Response) -> Result<FederatedToken, Error> {
         }
         return Ok(FederatedToken {
             access_token: ok.access_token,
-            expires_in: ok.expires_in.unwrap_or(3600),
+            // Kept no longer than any token may last, so the expiry time cannot overflow.
+            expires_in: ok
+                .expires_in
+                .unwrap_or(3600)
+                .min(crate::config::MAX_LIFETIME_SECONDS.into()),
         });
     }
     let Ok(err) = serde_json::from_slice::<OAuthError>(response.body()) else {
@@ -76,7 +80,11 @@ pub fn parse(response: &Response) -> Result<FederatedToken, Error> {
         ));
     };
     let description = err.error_description.unwrap_or_default();
-    let said = format!("Google STS answered {status} {}: {description}", err.error);
+    let said = format!(
+        "Google STS answered {status} {}: {}",
+        excerpt(err.error.as_bytes(), 100),
+        excerpt(description.as_bytes(), 500)
+    );
     let e = Error::answered(Step::StsExchange, status, said);
     if e.transient {
         return Err(e);
@@ -207,5 +215,36 @@ mod tests {
                 .transient
         );
         assert!(!parse(&response(400, "<html>")).unwrap_err().transient);
+    }
+
+    /// Google's words are quoted on one line, whatever line breaks they hold.
+    #[test]
+    fn a_refusal_is_quoted_on_one_line() {
+        let e = parse(&response(
+            400,
+            r#"{"error":"invalid_target","error_description":"The target service\nis invalid."}"#,
+        ))
+        .unwrap_err();
+        assert!(
+            e.message
+                .ends_with("invalid_target: The target service is invalid."),
+            "{e}"
+        );
+        assert!(e.fix.is_some(), "{e}");
+    }
+
+    /// However long STS says the token lasts, it is kept no longer than the longest lifetime
+    /// a token may have: a huge `expires_in` overflowed the expiry time.
+    #[test]
+    fn expires_in_is_capped() {
+        let token = parse(&response(
+            200,
+            r#"{"access_token":"ya29.x","expires_in":18446744073709551615}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            token.expires_in,
+            u64::from(crate::config::MAX_LIFETIME_SECONDS)
+        );
     }
 }

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::config::AwsEndpoints;
-use crate::error::{Error, Step};
+use crate::error::{Error, Step, excerpt};
 use crate::io::Io;
 use crate::secret::Secret;
 use crate::sigv4::Credentials;
@@ -78,8 +78,9 @@ fn parse_credentials(body: &[u8], source: Provider) -> Result<AwsCredentials, Er
     })?;
     if let Some(code) = doc.code.as_deref().filter(|c| *c != "Success") {
         return Err(cred_error(format!(
-            "the instance metadata service answered Code {code}: {}",
-            doc.message.unwrap_or_default()
+            "the instance metadata service answered Code {}: {}",
+            excerpt(code.as_bytes(), 100),
+            excerpt(doc.message.unwrap_or_default().as_bytes(), 100)
         )));
     }
     let (Some(key), Some(secret)) = (doc.access_key_id, doc.secret_access_key) else {
@@ -130,5 +131,18 @@ mod tests {
         let creds = parse_credentials(CREDS_JSON.as_bytes(), Provider::Container).unwrap();
         let debug = format!("{creds:?}");
         assert!(!debug.contains("canary"), "{debug}");
+    }
+
+    /// The metadata service's words are quoted on one line, whatever line breaks they hold.
+    #[test]
+    fn a_refusal_is_quoted_on_one_line() {
+        let body =
+            r#"{"Code":"Assume\nRoleUnauthorizedAccess","Message":"EC2 cannot\nassume the role"}"#;
+        let e = parse_credentials(body.as_bytes(), Provider::InstanceMetadata).unwrap_err();
+        assert!(
+            e.message
+                .ends_with("Code Assume RoleUnauthorizedAccess: EC2 cannot assume the role"),
+            "{e}"
+        );
     }
 }
