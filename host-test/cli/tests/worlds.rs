@@ -122,7 +122,7 @@ async fn the_spin_build_takes_its_settings_from_wasi_config() {
         .await
         .unwrap();
     let addr = server.addr();
-    let request = "PUT /v1/objects/from-spin.txt HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\
+    let request = "PUT /v1/objects/from-spin.txt HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 5\r\n\
                    connection: close\r\n\r\nhello";
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())

@@ -322,7 +322,7 @@ async fn sessions_unknown_cancelled_and_inconsistent() {
     let session = answer
         .header("location")
         .unwrap()
-        .strip_prefix(&format!("http://{HOST}"))
+        .strip_prefix(&format!("https://{HOST}"))
         .unwrap()
         .to_owned();
     chunk(&emulator, &session, 0..999, "999", &[])

@@ -279,12 +279,12 @@ pub async fn start_session(
     assert!(answer.body.is_empty());
     let location = answer.header("location").unwrap();
     let prefix = format!(
-        "http://{HOST}{UPLOAD}?uploadType=resumable&name={}&upload_id=",
+        "https://{HOST}{UPLOAD}?uploadType=resumable&name={}&upload_id=",
         q(name)
     );
     assert!(location.starts_with(&prefix), "{location}");
     location
-        .strip_prefix(&format!("http://{HOST}"))
+        .strip_prefix(&format!("https://{HOST}"))
         .unwrap()
         .to_owned()
 }
