@@ -6,6 +6,10 @@ use crate::config::AwsEndpoints;
 use crate::error::{Error, Step};
 use crate::io::Io;
 
+/// How to give the region when none could be found.
+const REGION_FIX: &str = "set aws_region in the destination (DEST.toml) or AWS_REGION; on EC2, \
+                          check the instance metadata service is enabled and reachable";
+
 /// The AWS region: the destination's `aws_region`, then `AWS_REGION`, `AWS_DEFAULT_REGION`,
 /// then the instance's availability zone from IMDS.
 pub fn region(
@@ -24,11 +28,12 @@ pub fn region(
         }
     }
     let Some(url) = &source.region_url else {
-        return Err(Error::new(Step::AwsRegion, "no AWS region is set")
-            .with_fix("set AWS_REGION, or aws_region in the destination configuration"));
+        return Err(Error::new(Step::AwsRegion, "no AWS region is set").with_fix(REGION_FIX));
     };
     let mut imds = Imds::new(source, imds_v1_fallback);
-    let zone = imds.get(io, url, Step::AwsRegion, Quote::Excerpt)?;
+    let zone = imds
+        .get(io, url, Step::AwsRegion, Quote::Excerpt)
+        .map_err(|e| e.with_fix(REGION_FIX))?;
     let zone = zone.trim();
     // An availability zone is its region plus one letter: us-east-1b.
     let region = zone
@@ -43,7 +48,7 @@ pub fn region(
                     zone_q = crate::error::quote(zone, 100)
                 ),
             )
-            .with_fix("set AWS_REGION")
+            .with_fix(REGION_FIX)
         })?;
     Ok(region.to_owned())
 }
@@ -53,6 +58,18 @@ mod tests {
     use super::*;
     use crate::aws::fixtures::source;
     use crate::testing::{FakeIo, respond};
+
+    #[test]
+    fn a_missing_region_names_both_ways_to_give_it() {
+        let mut io = FakeIo::new();
+        let e = region(&mut io, None, &source(), false).unwrap_err();
+        assert_eq!(e.step, Step::AwsRegion);
+        let fix = e.fix.unwrap();
+        assert!(
+            fix.contains("aws_region") && fix.contains("AWS_REGION"),
+            "{fix}"
+        );
+    }
 
     #[test]
     fn region_order_and_availability_zone() {
