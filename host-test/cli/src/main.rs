@@ -67,6 +67,8 @@ enum Command {
         metadata: Vec<(String, String)>,
         #[command(flatten)]
         net: NetArgs,
+        #[command(flatten)]
+        limits: GuestLimits,
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -114,6 +116,20 @@ struct DestArgs {
     /// The partner destination (see README: DEST.toml).
     #[arg(long, value_name = "DEST.toml")]
     config: PathBuf,
+}
+
+#[derive(Args)]
+struct GuestLimits {
+    /// Refuse the component more than this much linear memory (MiB) per instance: what needs
+    /// more fails, and a fresh instance takes over.
+    #[arg(long, value_name = "MIB")]
+    max_guest_memory: Option<usize>,
+}
+
+impl GuestLimits {
+    fn bytes(&self) -> Option<usize> {
+        self.max_guest_memory.map(|mib| mib.saturating_mul(1 << 20))
+    }
 }
 
 #[derive(Args)]
@@ -190,10 +206,15 @@ async fn run(cli: &Cli) -> Result<()> {
             content_type,
             metadata,
             net,
+            limits,
             files,
         } => {
-            let (prefix, content_type) = (prefix.as_deref(), content_type.as_deref());
-            commands::deliver::run(cli, dest, prefix, content_type, metadata, net, files).await
+            let object = commands::deliver::ObjectArgs {
+                prefix: prefix.as_deref(),
+                content_type: content_type.as_deref(),
+                metadata,
+            };
+            commands::deliver::run(cli, dest, object, net, limits, files).await
         }
         Command::Verify { dest, net } => {
             let destination = wif_push_host::dest::load(&dest.config)?;
