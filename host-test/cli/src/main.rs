@@ -93,8 +93,14 @@ enum Command {
         /// Seconds the requests in flight may take to finish after SIGTERM or Ctrl-C.
         #[arg(long, value_name = "SECONDS", default_value_t = 120)]
         grace: u64,
+        /// Seconds a request body may go without a byte before the request fails (nothing is
+        /// stored) and its slot is freed.
+        #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+        body_timeout: u64,
         #[command(flatten)]
         net: NetArgs,
+        #[command(flatten)]
+        limits: GuestLimits,
     },
     /// Measure throughput, memory, small-object rate, cold start and signing against the
     /// peers (curl, the Python client, gcloud) and print a table; see README, Performance.
@@ -230,12 +236,16 @@ async fn run(cli: &Cli) -> Result<()> {
             listen,
             max_concurrent,
             grace,
+            body_timeout,
             net,
+            limits,
         } => {
             let options = ServeOptions {
                 listen: *listen,
                 max_concurrent: *max_concurrent,
                 grace: std::time::Duration::from_secs(*grace),
+                body_timeout: std::time::Duration::from_secs(*body_timeout),
+                guest_memory_limit: limits.bytes(),
             };
             commands::serve::run(cli, config, options, net).await
         }

@@ -112,17 +112,15 @@ async fn the_spin_build_takes_its_settings_from_wasi_config() {
         ..GuestEnv::default()
     };
     let outbound = Outbound::new(Policy::new(&[], demo.routes.clone())).unwrap();
-    let options = ServeOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        max_concurrent: 1,
-        grace: Duration::from_secs(10),
-    };
+    let mut options = ServeOptions::new("127.0.0.1:0".parse().unwrap());
+    options.max_concurrent = 1;
+    options.grace = Duration::from_secs(10);
     let runtime = Runtime::load(Some(path.as_path())).unwrap();
     let server = Server::start(runtime, env, outbound, options)
         .await
         .unwrap();
     let addr = server.addr();
-    let request = "PUT /v1/objects/from-spin.txt HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\
+    let request = "PUT /v1/objects/from-spin.txt HTTP/1.1\r\nhost: localhost\r\ncontent-length: 5\r\n\
                    connection: close\r\n\r\nhello";
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())

@@ -474,12 +474,11 @@ impl Session {
 
     /// Hands this instance tokens another one obtained.
     pub async fn adopt_tokens(&mut self, tokens: &Tokens) -> Result<()> {
-        Ok(self
-            .library
+        self.library
             .wif_push_wif()
             .call_adopt_tokens(&mut self.store, &tokens.0)
             .await
-            .map_err(|e| self.trapped(e))?)
+            .map_err(|e| self.trapped(e))
     }
 
     /// The largest the guest's linear memory has been.
