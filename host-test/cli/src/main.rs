@@ -67,6 +67,8 @@ enum Command {
         metadata: Vec<(String, String)>,
         #[command(flatten)]
         net: NetArgs,
+        #[command(flatten)]
+        limits: GuestLimits,
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -91,8 +93,14 @@ enum Command {
         /// Seconds the requests in flight may take to finish after SIGTERM or Ctrl-C.
         #[arg(long, value_name = "SECONDS", default_value_t = 120)]
         grace: u64,
+        /// Seconds a request body may go without a byte before the request fails (nothing is
+        /// stored) and its slot is freed.
+        #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+        body_timeout: u64,
         #[command(flatten)]
         net: NetArgs,
+        #[command(flatten)]
+        limits: GuestLimits,
     },
     /// Measure throughput, memory, small-object rate, cold start and signing against the
     /// peers (curl, the Python client, gcloud) and print a table; see README, Performance.
@@ -114,6 +122,20 @@ struct DestArgs {
     /// The partner destination (see README: DEST.toml).
     #[arg(long, value_name = "DEST.toml")]
     config: PathBuf,
+}
+
+#[derive(Args)]
+struct GuestLimits {
+    /// Refuse the component more than this much linear memory (MiB) per instance: what needs
+    /// more fails, and a fresh instance takes over.
+    #[arg(long, value_name = "MIB")]
+    max_guest_memory: Option<usize>,
+}
+
+impl GuestLimits {
+    fn bytes(&self) -> Option<usize> {
+        self.max_guest_memory.map(|mib| mib.saturating_mul(1 << 20))
+    }
 }
 
 #[derive(Args)]
@@ -190,10 +212,15 @@ async fn run(cli: &Cli) -> Result<()> {
             content_type,
             metadata,
             net,
+            limits,
             files,
         } => {
-            let (prefix, content_type) = (prefix.as_deref(), content_type.as_deref());
-            commands::deliver::run(cli, dest, prefix, content_type, metadata, net, files).await
+            let object = commands::deliver::ObjectArgs {
+                prefix: prefix.as_deref(),
+                content_type: content_type.as_deref(),
+                metadata,
+            };
+            commands::deliver::run(cli, dest, object, net, limits, files).await
         }
         Command::Verify { dest, net } => {
             let destination = wif_push_host::dest::load(&dest.config)?;
@@ -209,12 +236,16 @@ async fn run(cli: &Cli) -> Result<()> {
             listen,
             max_concurrent,
             grace,
+            body_timeout,
             net,
+            limits,
         } => {
             let options = ServeOptions {
                 listen: *listen,
                 max_concurrent: *max_concurrent,
                 grace: std::time::Duration::from_secs(*grace),
+                body_timeout: std::time::Duration::from_secs(*body_timeout),
+                guest_memory_limit: limits.bytes(),
             };
             commands::serve::run(cli, config, options, net).await
         }

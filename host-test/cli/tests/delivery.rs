@@ -1,6 +1,8 @@
 //! Delivery through the component against the embedded emulator, which behaves like GCS where
 //! third-party emulators do not (checksums, preconditions, resumable sessions), with faults.
 
+mod common;
+
 use tokio::io::AsyncReadExt as _;
 use wif_push_bench::demo::{Demo, write_file};
 use wif_push_emulator::{EmulatorConfig, Endpoint, FaultPlan, Storage};
@@ -216,4 +218,48 @@ async fn content_type_and_custom_metadata_reach_the_object() {
         Some("data")
     );
     assert_eq!(stored.metadata.get("run").map(String::as_str), Some("42"));
+}
+
+#[test]
+fn a_trap_fails_its_file_and_a_fresh_instance_delivers_the_rest() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let demo = runtime
+        .block_on(Demo::start(EmulatorConfig::demo()))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("dest.toml");
+    // A 64 MiB chunk buffer cannot fit the 32 MiB the guest is allowed: that allocation traps.
+    let extra = "prefix = \"batch/\"\nsingle_request_limit = 262144\nchunk_size = 67108864\n";
+    std::fs::write(&dest, common::dest_toml(&demo, extra)).unwrap();
+    let files: Vec<_> = [("first.txt", 100), ("big.bin", 1 << 20), ("last.txt", 200)]
+        .iter()
+        .map(|(name, size)| {
+            let path = dir.path().join(name);
+            write_file(&path, *size).unwrap();
+            path
+        })
+        .collect();
+    let mut args: Vec<&std::ffi::OsStr> = ["deliver", "--max-guest-memory", "32", "--config"]
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .collect();
+    args.push(dest.as_os_str());
+    args.extend(files.iter().map(|f| f.as_os_str()));
+    let output = common::host_test_against(&demo, &args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(stdout.lines().count(), 2, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("the component trapped while delivering")
+            && stderr.contains("big.bin")
+            && stderr.contains("the rest goes on"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cannot enter"), "{stderr}");
+    let line = stderr.lines().find(|l| l.contains("trapped")).unwrap();
+    assert!(!line.contains("backtrace"), "{line}");
+    assert!(demo.emulator.object("batch/first.txt").is_some());
+    assert!(demo.emulator.object("batch/last.txt").is_some(), "{stderr}");
+    assert!(demo.emulator.object("batch/big.bin").is_none());
 }

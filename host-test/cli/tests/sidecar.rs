@@ -31,15 +31,29 @@ async fn serve(demo: &Demo, max_concurrent: usize) -> Server {
 }
 
 async fn start(runtime: Runtime, env: GuestEnv, demo: &Demo, max_concurrent: usize) -> Server {
+    let mut options = ServeOptions::new("127.0.0.1:0".parse().unwrap());
+    options.max_concurrent = max_concurrent;
+    options.grace = Duration::from_secs(60);
+    start_with(runtime, env, demo, options).await
+}
+
+async fn start_with(runtime: Runtime, env: GuestEnv, demo: &Demo, options: ServeOptions) -> Server {
     let outbound = Outbound::new(Policy::new(&[], demo.routes.clone())).unwrap();
-    let options = ServeOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        max_concurrent,
-        grace: Duration::from_secs(60),
-    };
     Server::start(runtime, env, outbound, options)
         .await
         .unwrap()
+}
+
+/// The sidecar for `destination` (the demo's, changed) with `options`.
+async fn serve_with(
+    demo: &Demo,
+    destination: wif_push_host::runtime::Settings,
+    options: ServeOptions,
+) -> Server {
+    let mut env = demo.env.clone();
+    env.vars
+        .extend(sidecar_env(&[("default".into(), destination)]));
+    start_with(Runtime::load(None).unwrap(), env, demo, options).await
 }
 
 /// Sends one request with hyper's client; returns the status and the JSON answer.
@@ -543,4 +557,122 @@ async fn browsers_and_rebound_names_cannot_write_into_the_bucket() {
     )
     .await;
     assert_eq!(status, 201, "{receipt}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trapped_instance_is_dropped_and_the_server_keeps_serving() {
+    let demo = Demo::start(EmulatorConfig::demo()).await.unwrap();
+    let mut destination = demo.destination.clone();
+    // A 64 MiB chunk buffer cannot fit the 32 MiB an instance may have: its allocation traps.
+    destination.single_request_limit = Some(256 * 1024);
+    destination.chunk_size = Some(64 << 20);
+    let mut options = ServeOptions::new("127.0.0.1:0".parse().unwrap());
+    options.max_concurrent = 1;
+    options.guest_memory_limit = Some(32 << 20);
+    let server = serve_with(&demo, destination, options).await;
+    let addr = server.addr();
+    let (status, answer) = send(addr, "PUT", "/v1/objects/big.bin", &[], bytes_of(MIB, 3)).await;
+    assert_eq!(status, 500, "{answer}");
+    assert_eq!(answer["error"]["step"], "component", "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("trapped"), "{message}");
+    assert!(!message.contains("backtrace"), "{message}");
+    for name in ["after-1.txt", "after-2.txt"] {
+        let (status, receipt) = send(
+            addr,
+            "PUT",
+            &format!("/v1/objects/{name}"),
+            &[],
+            "ok".into(),
+        )
+        .await;
+        assert_eq!(status, 201, "{receipt}");
+    }
+    assert!(demo.emulator.object("demo/big.bin").is_none());
+    assert_eq!(
+        server.instances(),
+        2,
+        "the trapped instance was replaced, once"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_times_out_and_frees_its_slot() {
+    let demo = Demo::start(EmulatorConfig::demo()).await.unwrap();
+    let mut options = ServeOptions::new("127.0.0.1:0".parse().unwrap());
+    options.max_concurrent = 1;
+    options.body_timeout = Duration::from_secs(1);
+    let server = serve_with(&demo, demo.destination.clone(), options).await;
+    let addr = server.addr();
+    let mut stalled = Vec::new();
+    for (name, framing) in [
+        ("stalled.bin", "content-length: 1048576"),
+        ("stalled-chunked.bin", "transfer-encoding: chunked"),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head =
+            format!("PUT /v1/objects/{name} HTTP/1.1\r\nhost: localhost\r\n{framing}\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        if framing.starts_with("transfer") {
+            stream.write_all(b"400\r\n").await.unwrap();
+        }
+        stream.write_all(&[b'x'; 1000]).await.unwrap();
+        stream.flush().await.unwrap();
+        // Held open, sending nothing more.
+        stalled.push(stream);
+    }
+    let (status, receipt) = tokio::time::timeout(
+        Duration::from_secs(10),
+        send(addr, "PUT", "/v1/objects/after.txt", &[], "ok".into()),
+    )
+    .await
+    .expect("the stalled bodies still hold the only slot");
+    assert_eq!(status, 201, "{receipt}");
+    let names: Vec<String> = demo
+        .emulator
+        .objects()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(names, vec!["demo/after.txt".to_owned()]);
+    drop(stalled);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_host_is_a_400_and_two_lengths_go_by_the_chunks() {
+    let demo = Demo::start(EmulatorConfig::demo()).await.unwrap();
+    let server = serve(&demo, 1).await;
+    let addr = server.addr();
+    let answer = raw(
+        addr,
+        b"PUT /v1/objects/nohost.txt HTTP/1.1\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("Host header"), "{answer}");
+    assert!(answer.contains("application/json"), "{answer}");
+    let answer = raw(
+        addr,
+        b"PUT /v1/objects/both.txt HTTP/1.1\r\nhost: localhost\r\ncontent-length: 9\r\n\
+          transfer-encoding: chunked\r\nconnection: close\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+    )
+    .await;
+    // The chunked framing wins (hyper drops the length), so nothing is smuggled or cut.
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    assert!(answer.contains("\"size\":2"), "{answer}");
+    let (status, receipt) = send(addr, "PUT", "/v1/objects/fine.txt", &[], "ok".into()).await;
+    assert_eq!(status, 201, "{receipt}");
+    let names: Vec<String> = demo
+        .emulator
+        .objects()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(
+        names,
+        vec!["demo/both.txt".to_owned(), "demo/fine.txt".to_owned()]
+    );
+    server.shutdown().await;
 }

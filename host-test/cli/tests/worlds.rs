@@ -112,11 +112,9 @@ async fn the_spin_build_takes_its_settings_from_wasi_config() {
         ..GuestEnv::default()
     };
     let outbound = Outbound::new(Policy::new(&[], demo.routes.clone())).unwrap();
-    let options = ServeOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        max_concurrent: 1,
-        grace: Duration::from_secs(10),
-    };
+    let mut options = ServeOptions::new("127.0.0.1:0".parse().unwrap());
+    options.max_concurrent = 1;
+    options.grace = Duration::from_secs(10);
     let runtime = Runtime::load(Some(path.as_path())).unwrap();
     let server = Server::start(runtime, env, outbound, options)
         .await

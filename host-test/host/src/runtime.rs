@@ -328,25 +328,60 @@ impl fmt::Display for StepError {
 
 impl std::error::Error for StepError {}
 
+/// The component trapped (or the host failed it) inside a call: its instance cannot be
+/// entered again, and a fresh one ([`Session::new`]) must take its place.
+#[derive(Debug)]
+pub struct Trapped(pub String);
+
+impl fmt::Display for Trapped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Trapped {}
+
 /// One instance of the component, kept for a whole command (or server) so that its token
 /// cache serves every request after the first.
 pub struct Session {
     store: Store<HostState>,
     library: SidecarConfig,
+    broken: bool,
 }
 
 impl Session {
     pub async fn new(runtime: &Runtime, env: &GuestEnv, outbound: Outbound) -> Result<Self> {
         let mut store = runtime.store(env, outbound)?;
         let library = runtime.instantiate(&mut store).await?;
-        Ok(Session { store, library })
+        Ok(Session {
+            store,
+            library,
+            broken: false,
+        })
+    }
+
+    /// True once a call failed inside the component (a trap): the instance is unusable.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// A call that failed in the component rather than returning an error: marks the
+    /// instance broken and names the trap alone (not Wasmtime's wasm backtrace).
+    fn trapped(&mut self, error: wasmtime::Error) -> anyhow::Error {
+        self.broken = true;
+        let detail = match error.downcast_ref::<wasmtime::Trap>() {
+            Some(trap) => trap.to_string(),
+            None => error.to_string(),
+        };
+        anyhow::Error::new(Trapped(detail))
     }
 
     pub async fn sign(&mut self, request: &SignRequest) -> Result<sigv4::Signed> {
         self.library
             .wif_push_sigv4()
             .call_sign(&mut self.store, &request.0)
-            .await?
+            .await
+            .map_err(|e| self.trapped(e))?
             .map_err(|message| anyhow!(message))
     }
 
@@ -359,7 +394,8 @@ impl Session {
             .library
             .wif_push_wif()
             .call_subject_token(&mut self.store, &wit_destination(destination), at)
-            .await?
+            .await
+            .map_err(|e| self.trapped(e))?
             .map_err(StepError)?)
     }
 
@@ -368,7 +404,8 @@ impl Session {
             .library
             .wif_push_wif()
             .call_access_token(&mut self.store, &wit_destination(destination))
-            .await?
+            .await
+            .map_err(|e| self.trapped(e))?
             .map_err(StepError)?)
     }
 
@@ -386,7 +423,8 @@ impl Session {
             .library
             .wif_push_delivery()
             .call_deliver(&mut self.store, &wit_destination(destination), object, body)
-            .await?
+            .await
+            .map_err(|e| self.trapped(e))?
             .map_err(StepError)?)
     }
 
@@ -396,7 +434,8 @@ impl Session {
             .library
             .wif_push_delivery()
             .call_verify(&mut self.store, &wit_destination(destination))
-            .await?
+            .await
+            .map_err(|e| self.trapped(e))?
             .map_err(StepError)?)
     }
 
@@ -417,7 +456,8 @@ impl Session {
         self.library
             .wasi_http_incoming_handler()
             .call_handle(&mut self.store, request, out)
-            .await?;
+            .await
+            .map_err(|e| self.trapped(e))?;
         Ok(())
     }
 
@@ -427,17 +467,18 @@ impl Session {
             self.library
                 .wif_push_wif()
                 .call_cached_tokens(&mut self.store)
-                .await?,
+                .await
+                .map_err(|e| self.trapped(e))?,
         ))
     }
 
     /// Hands this instance tokens another one obtained.
     pub async fn adopt_tokens(&mut self, tokens: &Tokens) -> Result<()> {
-        Ok(self
-            .library
+        self.library
             .wif_push_wif()
             .call_adopt_tokens(&mut self.store, &tokens.0)
-            .await?)
+            .await
+            .map_err(|e| self.trapped(e))
     }
 
     /// The largest the guest's linear memory has been.

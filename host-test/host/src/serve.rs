@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore, watch};
 
 use crate::outbound::Outbound;
-use crate::runtime::{GuestEnv, Runtime, Session, Tokens};
+use crate::runtime::{GuestEnv, Runtime, Session, Tokens, Trapped};
 
 /// Largest request head accepted; larger ones get 431 from the HTTP server.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -37,7 +37,27 @@ pub struct ServeOptions {
     pub max_concurrent: usize,
     /// How long requests in flight may run on after shutdown is asked for.
     pub grace: Duration,
+    /// How long a request body may go without a byte before the request fails.
+    pub body_timeout: Duration,
+    /// Linear memory each instance may grow to; a request that needs more fails.
+    pub guest_memory_limit: Option<usize>,
 }
+
+impl ServeOptions {
+    /// The defaults of `host-test serve` on `listen`.
+    pub fn new(listen: SocketAddr) -> Self {
+        ServeOptions {
+            listen,
+            max_concurrent: 8,
+            grace: Duration::from_secs(120),
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            guest_memory_limit: None,
+        }
+    }
+}
+
+/// The default [`ServeOptions::body_timeout`].
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 type Body = wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
@@ -74,6 +94,8 @@ impl Server {
             tokens: std::sync::Mutex::new(SharedTokens::default()),
             warm_up: Arc::new(Mutex::new(())),
             instances: AtomicU64::new(0),
+            body_timeout: options.body_timeout,
+            guest_memory_limit: options.guest_memory_limit,
         });
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(accept(listener, pool.clone(), stopped, options.grace));
@@ -169,6 +191,8 @@ struct Pool {
     /// Held by the requests that run while the pool has no token yet.
     warm_up: Arc<Mutex<()>>,
     instances: AtomicU64,
+    body_timeout: Duration,
+    guest_memory_limit: Option<usize>,
 }
 
 struct Instance {
@@ -195,18 +219,32 @@ impl SharedTokens {
 
 impl Pool {
     async fn handle(self: &Arc<Self>, request: hyper::Request<Incoming>) -> hyper::Response<Body> {
+        if let Some(refusal) = malformed(&request) {
+            return failure(400, "request", refusal);
+        }
+        let request = request.map(|body| TimedBody::new(body, self.body_timeout));
         match self.run(request).await {
             Ok(response) => response,
             Err(e) => {
                 eprintln!("host-test serve: {e:#}");
-                failure(&format!("{e:#}"))
+                match e.downcast_ref::<Trapped>() {
+                    Some(trap) => failure(
+                        500,
+                        "component",
+                        &format!(
+                            "the component trapped: {trap}; the request was not completed and \
+                             its instance was replaced"
+                        ),
+                    ),
+                    None => failure(500, "host", &format!("{e:#}")),
+                }
             }
         }
     }
 
     async fn run(
         self: &Arc<Self>,
-        request: hyper::Request<Incoming>,
+        request: hyper::Request<TimedBody>,
     ) -> Result<hyper::Response<Body>> {
         let permit = self.permits.clone().acquire_owned().await?;
         let warm_up = if self.tokens.lock().unwrap().tokens.is_empty() {
@@ -219,8 +257,13 @@ impl Pool {
             Some(instance) => instance,
             None => {
                 self.instances.fetch_add(1, Ordering::Relaxed);
+                let mut session =
+                    Session::new(&self.runtime, &self.env, self.outbound.clone()).await?;
+                if let Some(bytes) = self.guest_memory_limit {
+                    session.limit_guest_memory(bytes);
+                }
                 Instance {
-                    session: Session::new(&self.runtime, &self.env, self.outbound.clone()).await?,
+                    session,
                     adopted: 0,
                 }
             }
@@ -244,7 +287,10 @@ impl Pool {
                 if let Ok(tokens) = instance.session.cached_tokens().await {
                     pool.tokens.lock().unwrap().merge(tokens);
                 }
-                pool.idle.lock().unwrap().push(instance);
+                // A trapped instance cannot be entered again: it is dropped, not pooled.
+                if !instance.session.is_broken() {
+                    pool.idle.lock().unwrap().push(instance);
+                }
             }
             drop(warm_up);
             drop(permit);
@@ -252,7 +298,11 @@ impl Pool {
         });
         match answer.await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => Ok(failure(&format!("the component failed: {code:?}"))),
+            Ok(Err(code)) => Ok(failure(
+                500,
+                "component",
+                &format!("the component failed: {code}"),
+            )),
             Err(_) => {
                 let error = match task.await {
                     Ok(Ok(())) => anyhow::anyhow!("the component did not answer"),
@@ -265,10 +315,86 @@ impl Pool {
     }
 }
 
-fn failure(message: &str) -> hyper::Response<Body> {
-    let body = serde_json::json!({"error": {"step": "host", "message": message}});
+/// Why a request is refused before any instance sees it, if it is.
+fn malformed<B>(request: &hyper::Request<B>) -> Option<&'static str> {
+    if request.uri().authority().is_none() && !request.headers().contains_key(hyper::header::HOST) {
+        return Some(
+            "the request has no Host header, which HTTP/1.1 requires: send Host: localhost",
+        );
+    }
+    // Content-Length beside Transfer-Encoding needs no check here: hyper drops the length
+    // and reads the chunked framing (RFC 9112, 6.3), so the body is never ambiguous.
+    None
+}
+
+/// A request body that fails when no byte arrives for `timeout` while it is being read, so
+/// a client that stalls mid-body cannot hold an instance: the component's read fails and
+/// nothing is finalized.
+pub struct TimedBody {
+    inner: Incoming,
+    timeout: Duration,
+    /// Armed while the reader waits for data; cleared when a frame arrives.
+    deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl TimedBody {
+    fn new(inner: Incoming, timeout: Duration) -> Self {
+        TimedBody {
+            inner,
+            timeout,
+            deadline: None,
+        }
+    }
+}
+
+impl hyper::body::Body for TimedBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.deadline = None;
+                Poll::Ready(frame.map(|f| f.map_err(wasmtime_wasi_http::Error::Hyper)))
+            }
+            Poll::Pending => {
+                let timeout = this.timeout;
+                let deadline = this
+                    .deadline
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        eprintln!(
+                            "host-test serve: a request body sent nothing for {} s; the \
+                             request was stopped and nothing was stored",
+                            timeout.as_secs_f32()
+                        );
+                        Poll::Ready(Some(Err(wasmtime_wasi_http::Error::ConnectionReadTimeout)))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn failure(status: u16, step: &str, message: &str) -> hyper::Response<Body> {
+    let body = serde_json::json!({"error": {"step": step, "message": message}});
     hyper::Response::builder()
-        .status(500)
+        .status(status)
         .header("content-type", "application/json")
         .body(
             http_body_util::Full::new(Bytes::from(format!("{body}\n")))

@@ -4,33 +4,63 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use wif_push_host::runtime::{Session, Settings, delivery, receipt_json};
+use wif_push_host::runtime::{
+    GuestEnv, Runtime, Session, Settings, Trapped, delivery, receipt_json,
+};
 
-use crate::{Cli, DestArgs, NetArgs, session};
+use crate::{Cli, DestArgs, GuestLimits, NetArgs};
+
+/// What the command line says about the objects.
+pub struct ObjectArgs<'a> {
+    pub prefix: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub metadata: &'a [(String, String)],
+}
 
 pub async fn run(
     cli: &Cli,
     dest: &DestArgs,
-    prefix: Option<&str>,
-    content_type: Option<&str>,
-    metadata: &[(String, String)],
+    args: ObjectArgs<'_>,
     net: &NetArgs,
+    limits: &GuestLimits,
     files: &[PathBuf],
 ) -> Result<()> {
     let mut destination = wif_push_host::dest::load(&dest.config)?;
-    if let Some(prefix) = prefix {
+    if let Some(prefix) = args.prefix {
         destination.prefix = Some(prefix.to_owned());
     }
-    let mut session = session(cli, net.outbound()?).await?;
+    let outbound = net.outbound()?;
+    let runtime = Runtime::load(cli.component.as_deref())?;
+    let env = GuestEnv::aws(|name| std::env::var(name).ok());
+    let fresh = || async {
+        let mut session = Session::new(&runtime, &env, outbound.clone()).await?;
+        if let Some(bytes) = limits.bytes() {
+            session.limit_guest_memory(bytes);
+        }
+        anyhow::Ok(session)
+    };
+    let mut session = fresh().await?;
     let mut failed = 0;
     for file in files {
-        let object = (content_type.map(str::to_owned), metadata.to_vec());
+        let object = (args.content_type.map(str::to_owned), args.metadata.to_vec());
         match deliver_file(&mut session, &destination, file, object).await {
             Ok(receipt) => println!("{receipt}"),
             Err(err) => {
                 failed += 1;
-                eprintln!("host-test deliver: {}: {err:#}", file.display());
+                if let Some(trap) = err.downcast_ref::<Trapped>() {
+                    eprintln!(
+                        "host-test deliver: the component trapped while delivering {}: {trap}; \
+                         the rest goes on",
+                        file.display()
+                    );
+                } else {
+                    eprintln!("host-test deliver: {}: {err:#}", file.display());
+                }
             }
+        }
+        // A trapped instance cannot be entered again (and its token cache is gone with it).
+        if session.is_broken() {
+            session = fresh().await?;
         }
     }
     if failed > 0 {

@@ -49,3 +49,27 @@ pub fn host_test(args: &[&str], stdin: &str) -> Output {
     cmd.args(args);
     run_with_stdin(cmd, stdin)
 }
+
+/// A DEST.toml for the demo's emulator, with `extra` lines appended.
+pub fn dest_toml(demo: &wif_push_bench::demo::Demo, extra: &str) -> String {
+    let c = demo.emulator.config();
+    format!(
+        "project_number = \"{}\"\npool_id = \"{}\"\nprovider_id = \"{}\"\n\
+         service_account = \"{}\"\nbucket = \"{}\"\naws_region = \"us-east-1\"\n{extra}",
+        c.project_number, c.pool_id, c.provider_id, c.service_account, c.bucket
+    )
+}
+
+/// `host-test ARGS...` with the demo's AWS environment (only) and routes to its emulator.
+pub fn host_test_against(demo: &wif_push_bench::demo::Demo, args: &[&std::ffi::OsStr]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_host-test"));
+    cmd.args(args).env_clear();
+    for route in &demo.routes {
+        cmd.arg("--connect-to")
+            .arg(format!("{}={}", route.host, route.target));
+    }
+    for (name, value) in &demo.env.vars {
+        cmd.env(name, value);
+    }
+    cmd
+}
