@@ -404,19 +404,21 @@ fn failure(status: u16, step: &str, message: &str) -> hyper::Response<Body> {
         .expect("a valid response")
 }
 
-/// Waits for SIGTERM or Ctrl-C.
-pub async fn terminated() -> Result<()> {
+/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when the
+/// future is first polled, so a signal sent right after the server says it is ready is caught.
+pub fn terminated() -> Result<impl std::future::Future<Output = Result<()>>> {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    Ok(async move {
+        #[cfg(unix)]
         tokio::select! {
             _ = term.recv() => {}
             result = tokio::signal::ctrl_c() => result?,
         }
-    }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c().await?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -29,8 +29,9 @@ pub async fn run(cli: &Cli, config: &[String], options: ServeOptions, net: &NetA
     env.vars.extend(sidecar_env(&destinations));
     let runtime = Runtime::load(cli.component.as_deref())?;
     let server = Server::start(runtime, env, net.outbound()?, options).await?;
+    let stop = terminated()?;
     println!("wif-push sidecar on http://{}", server.addr());
-    terminated().await?;
+    stop.await?;
     eprintln!("host-test serve: stopping; requests in flight may finish");
     server.shutdown().await;
     Ok(())
