@@ -176,22 +176,38 @@ fn main() -> ExitCode {
     match runtime.block_on(run(&cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let message = format!("{err:#}");
-            let step = err.downcast_ref::<StepError>().map(|e| &e.0);
-            if cli.json {
-                let json = json!({"error": {
-                    "command": cli.command.name(),
-                    "step": step.map(|s| &s.step),
-                    "message": message,
-                    "fix": step.and_then(|s| s.fix.as_ref()),
-                    "status": step.and_then(|s| s.status),
-                    "transient": step.map(|s| s.transient),
-                }});
-                eprintln!("{json}");
-            } else {
-                eprintln!("host-test {}: {message}", cli.command.name());
-            }
+            report(&cli, None, &err);
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints an error on stderr: one line of text, or with `--json` one JSON object naming the
+/// command, the file it is about (if any), the step and the fix.
+fn report(cli: &Cli, file: Option<&std::path::Path>, err: &anyhow::Error) {
+    let message = format!("{err:#}");
+    let step = err.downcast_ref::<StepError>().map(|e| &e.0);
+    if cli.json {
+        let mut error = json!({
+            "command": cli.command.name(),
+            "step": step.map(|s| &s.step),
+            "message": message,
+            "fix": step.and_then(|s| s.fix.as_ref()),
+            "status": step.and_then(|s| s.status),
+            "transient": step.map(|s| s.transient),
+        });
+        if let Some(file) = file {
+            error["file"] = json!(file.display().to_string());
+        }
+        eprintln!("{}", json!({ "error": error }));
+    } else {
+        match file {
+            Some(file) => eprintln!(
+                "host-test {}: {}: {message}",
+                cli.command.name(),
+                file.display()
+            ),
+            None => eprintln!("host-test {}: {message}", cli.command.name()),
         }
     }
 }

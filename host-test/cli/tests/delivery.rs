@@ -263,3 +263,50 @@ fn a_trap_fails_its_file_and_a_fresh_instance_delivers_the_rest() {
     assert!(demo.emulator.object("batch/last.txt").is_some(), "{stderr}");
     assert!(demo.emulator.object("batch/big.bin").is_none());
 }
+
+#[test]
+fn with_json_every_error_line_is_json_per_file_too() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let demo = runtime
+        .block_on(Demo::start(EmulatorConfig::demo()))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("dest.toml");
+    std::fs::write(&dest, common::dest_toml(&demo, "prefix = \"json/\"\n")).unwrap();
+    let good = dir.path().join("good.txt");
+    write_file(&good, 10).unwrap();
+    let missing = dir.path().join("missing.txt");
+    let mut args: Vec<&std::ffi::OsStr> = ["--json", "deliver", "--config"]
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .collect();
+    args.push(dest.as_os_str());
+    args.push(good.as_os_str());
+    args.push(missing.as_os_str());
+    let output = common::host_test_against(&demo, &args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "one receipt: {stdout}");
+    let errors: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("wif-push:"))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(errors.len(), 2, "{stderr}");
+    assert_eq!(errors[0]["error"]["command"], "deliver");
+    assert!(
+        errors[0]["error"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("missing.txt"),
+        "{stderr}"
+    );
+    assert!(
+        errors[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 of 2"),
+        "{stderr}"
+    );
+}

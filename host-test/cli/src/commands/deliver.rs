@@ -47,15 +47,14 @@ pub async fn run(
             Ok(receipt) => println!("{receipt}"),
             Err(err) => {
                 failed += 1;
-                if let Some(trap) = err.downcast_ref::<Trapped>() {
-                    eprintln!(
-                        "host-test deliver: the component trapped while delivering {}: {trap}; \
-                         the rest goes on",
+                let err = match err.downcast_ref::<Trapped>() {
+                    Some(trap) => anyhow::anyhow!(
+                        "the component trapped while delivering {}: {trap}; the rest goes on",
                         file.display()
-                    );
-                } else {
-                    eprintln!("host-test deliver: {}: {err:#}", file.display());
-                }
+                    ),
+                    None => err,
+                };
+                crate::report(cli, Some(file), &err);
             }
         }
         // A trapped instance cannot be entered again (and its token cache is gone with it).
