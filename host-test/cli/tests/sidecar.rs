@@ -676,3 +676,69 @@ async fn a_request_without_host_is_a_400_and_two_lengths_go_by_the_chunks() {
     );
     server.shutdown().await;
 }
+
+#[test]
+fn startup_names_a_broken_destination_and_serves_the_others() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let demo = runtime
+        .block_on(Demo::start(EmulatorConfig::demo()))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, common::dest_toml(&demo, "")).unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        common::dest_toml(&demo, "").replace("bucket = \"", "bucket = \"gs://"),
+    )
+    .unwrap();
+    let args: Vec<std::ffi::OsString> = vec![
+        "serve".into(),
+        "--config".into(),
+        format!("good={}", good.display()).into(),
+        "--config".into(),
+        format!("bad={}", bad.display()).into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+    ];
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let mut child = common::host_test_against(&demo, &args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (status, receipt) = runtime.block_on(send(
+        addr,
+        "PUT",
+        "/v1/destinations/good/objects/ok.txt",
+        &[],
+        "fine".into(),
+    ));
+    assert_eq!(status, 201, "{receipt}");
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("destination bad"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.contains("bucket") && line.contains("422"), "{line}");
+    assert!(!stderr.contains("destination good"), "{stderr}");
+}

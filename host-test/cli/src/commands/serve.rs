@@ -23,6 +23,13 @@ pub async fn run(cli: &Cli, config: &[String], options: ServeOptions, net: &NetA
             _ => ("default".to_owned(), spec.as_str()),
         };
         let dest = wif_push_host::dest::load(std::path::Path::new(path))?;
+        // The component answers 422 for a broken destination and keeps serving the others;
+        // say at once which one it is.
+        if let Err(e) = wif_push::config::Destination::from_settings(&dest) {
+            eprintln!(
+                "host-test serve: destination {id} ({path}): {e}; it answers 422 until fixed"
+            );
+        }
         destinations.push((id, dest));
     }
     let mut env = GuestEnv::aws(|name| std::env::var(name).ok());
