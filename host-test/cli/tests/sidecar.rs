@@ -742,3 +742,35 @@ fn startup_names_a_broken_destination_and_serves_the_others() {
     assert!(line.contains("bucket") && line.contains("422"), "{line}");
     assert!(!stderr.contains("destination good"), "{stderr}");
 }
+
+#[test]
+fn emulate_removes_its_store_on_sigterm() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_host-test"))
+        .args(["emulate", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut dir = None;
+    for _ in 0..3 {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        if let Some(rest) = line.trim().strip_prefix("objects are kept in ") {
+            dir = rest
+                .strip_suffix(" until it stops")
+                .map(std::path::PathBuf::from);
+            break;
+        }
+    }
+    let dir = dir.expect("the store's directory is printed");
+    assert!(dir.is_dir(), "{}", dir.display());
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!dir.exists(), "{} is left behind", dir.display());
+}

@@ -23,9 +23,14 @@ pub async fn run(listen: SocketAddr, misconfig: &[Misconfig]) -> Result<()> {
         };
     }
     let emulator = Emulator::start(config, listen).await?;
+    // SIGTERM as Ctrl-C: either way the emulator is dropped and its temporary store removed.
+    let stop = wif_push_host::serve::terminated()?;
     let c = emulator.config();
     let addr = emulator.addr();
     println!("Google STS, IAM Credentials and Cloud Storage emulator on http://{addr}");
+    if let Some(dir) = emulator.storage_dir() {
+        println!("objects are kept in {} until it stops", dir.display());
+    }
     println!(
         "\nDEST.toml:\n  project_number = \"{}\"\n  pool_id = \"{}\"\n  provider_id = \"{}\"",
         c.project_number, c.pool_id, c.provider_id
@@ -38,6 +43,7 @@ pub async fn run(listen: SocketAddr, misconfig: &[Misconfig]) -> Result<()> {
         "\nflags: --connect-to sts.googleapis.com={addr} --connect-to iamcredentials.googleapis.com={addr} \
          --connect-to storage.googleapis.com={addr}"
     );
-    tokio::signal::ctrl_c().await?;
+    stop.await?;
+    drop(emulator);
     Ok(())
 }
