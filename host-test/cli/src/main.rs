@@ -144,7 +144,7 @@ struct NetArgs {
     #[arg(long = "connect-to", value_name = "HOST[:PORT]=ADDR:PORT")]
     connect_to: Vec<Route>,
     /// Also allow requests to HOST (`*` stands for one DNS label).
-    #[arg(long = "allow-host", value_name = "HOST")]
+    #[arg(long = "allow-host", value_name = "HOST", value_parser = wif_push_host::outbound::allow_host)]
     allow_host: Vec<String>,
 }
 

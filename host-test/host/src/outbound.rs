@@ -91,18 +91,30 @@ impl FromStr for Route {
 /// Why a request was refused. The message names the host and the flag that would allow it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Denied {
-    NotAllowed { host: String },
-    PlainHttp { host: String },
+    /// `plain`: the request was plain HTTP, so reaching it also takes a `--connect-to` route.
+    NotAllowed {
+        host: String,
+        plain: bool,
+    },
+    PlainHttp {
+        host: String,
+    },
     InvalidUri(String),
 }
 
 impl fmt::Display for Denied {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Denied::NotAllowed { host } => write!(
+            Denied::NotAllowed { host, plain: false } => write!(
                 f,
                 "outbound request to {host} refused by host policy: it is not on the allow-list \
                  (Google APIs and AWS STS/credential endpoints); to allow it, pass --allow-host {host}"
+            ),
+            Denied::NotAllowed { host, plain: true } => write!(
+                f,
+                "outbound request to http://{host} refused by host policy: it is not on the \
+                 allow-list and only HTTPS leaves this host; to reach a local server there, pass \
+                 --allow-host {host} --connect-to {host}=127.0.0.1:PORT"
             ),
             Denied::PlainHttp { host } => write!(
                 f,
@@ -116,6 +128,28 @@ impl fmt::Display for Denied {
                 )
             }
         }
+    }
+}
+
+/// An `--allow-host` value: a host name (`*` for one label) or an IP address, as requests name
+/// hosts; anything else (a URL, a port, a path) could never match and is refused.
+pub fn allow_host(value: &str) -> Result<String, String> {
+    let host = value.trim().trim_start_matches('[').trim_end_matches(']');
+    let is_name = !host.is_empty()
+        && host.split('.').all(|label| {
+            label == "*"
+                || (!label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        });
+    if is_name || host.parse::<IpAddr>().is_ok() {
+        Ok(host.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "--allow-host {value:?} can never match a request: give a host name or address \
+             alone, e.g. --allow-host storage.example.com or --allow-host '*.example.com'"
+        ))
     }
 }
 
@@ -164,7 +198,10 @@ impl Policy {
             .iter()
             .any(|pattern| host_matches(pattern, &host))
         {
-            return Err(Denied::NotAllowed { host });
+            return Err(Denied::NotAllowed {
+                host,
+                plain: uri.scheme() != Some(&Scheme::HTTPS),
+            });
         }
         if let Some(route) = self
             .routes
@@ -315,7 +352,8 @@ mod tests {
         assert_eq!(
             policy.decide(&uri("https://evil.example/")),
             Err(Denied::NotAllowed {
-                host: "evil.example".into()
+                host: "evil.example".into(),
+                plain: false,
             })
         );
         let imds = uri("http://169.254.169.254/latest/api/token");
@@ -390,12 +428,46 @@ mod tests {
     }
 
     #[test]
+    fn allow_host_values_that_can_never_match_are_refused() {
+        for ok in [
+            "storage.example.com",
+            "*.example.com",
+            "127.0.0.1",
+            "fd00::1",
+            "[fd00::1]",
+        ] {
+            assert!(allow_host(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "https://example.com",
+            "example.com:443",
+            "example.com/x",
+            "a b",
+            "exa_mple.com",
+        ] {
+            let e = allow_host(bad).unwrap_err();
+            assert!(e.contains("--allow-host"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn denial_names_the_host_and_the_flag() {
         let msg = Denied::NotAllowed {
             host: "evil.example".into(),
+            plain: false,
         }
         .to_string();
         assert!(msg.contains("evil.example") && msg.contains("--allow-host evil.example"));
+        let msg = Denied::NotAllowed {
+            host: "emulator.local".into(),
+            plain: true,
+        }
+        .to_string();
+        assert!(
+            msg.contains("--allow-host emulator.local --connect-to emulator.local=127.0.0.1:PORT"),
+            "every flag needed: {msg}"
+        );
         let msg = Denied::PlainHttp {
             host: "h.googleapis.com".into(),
         }
