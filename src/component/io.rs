@@ -258,7 +258,13 @@ fn broken(e: StreamError) -> TransportError {
 fn stream_error(e: StreamError) -> String {
     match e {
         StreamError::Closed => "closed by the other side".into(),
-        StreamError::LastOperationFailed(error) => error.to_debug_string(),
+        // Over wasi:http the error is usually an HTTP error code: say it in words.
+        StreamError::LastOperationFailed(error) => {
+            match wasip2::http::types::http_error_code(&error) {
+                Some(code) => describe(code),
+                None => error.to_debug_string(),
+            }
+        }
     }
 }
 

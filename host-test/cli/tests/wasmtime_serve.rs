@@ -129,6 +129,9 @@ async fn wasmtime_serve_delivers_and_reuses_instances_only_when_told() {
     for i in 0..3 {
         let answer = put(reused.addr, &format!("reused-{i}.txt"), b"hello").await;
         assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+        // The handler runs on after its answer is sent; only an instance back in Wasmtime's
+        // pool is reused, so a request arriving before that would get a fresh one.
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert_eq!(demo.emulator.count(Endpoint::Sts), 3);
     assert_eq!(demo.emulator.count(Endpoint::Iam), 3);
