@@ -23,6 +23,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore, watch};
 
+use crate::framing;
 use crate::outbound::Outbound;
 use crate::runtime::{GuestEnv, Runtime, Session, Tokens, Trapped};
 
@@ -156,9 +157,18 @@ async fn accept(
             _ = stopped.changed() => break,
         };
         let pool = pool.clone();
+        let verdicts = framing::Verdicts::default();
+        let stream = framing::Watched::new(stream, verdicts.clone());
         let service = hyper::service::service_fn(move |request| {
             let pool = pool.clone();
-            async move { Ok::<_, std::convert::Infallible>(pool.handle(request).await) }
+            let ambiguous = verdicts.next_is_ambiguous();
+            async move {
+                Ok::<_, std::convert::Infallible>(if ambiguous {
+                    failure(400, "request", framing::AMBIGUOUS)
+                } else {
+                    pool.handle(request).await
+                })
+            }
         });
         let connection = http.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
@@ -322,8 +332,8 @@ fn malformed<B>(request: &hyper::Request<B>) -> Option<&'static str> {
             "the request has no Host header, which HTTP/1.1 requires: send Host: localhost",
         );
     }
-    // Content-Length beside Transfer-Encoding needs no check here: hyper drops the length
-    // and reads the chunked framing (RFC 9112, 6.3), so the body is never ambiguous.
+    // Content-Length beside Transfer-Encoding is refused before this (framing.rs): hyper
+    // drops the length before a service can see it.
     None
 }
 
