@@ -18,9 +18,11 @@
 
 mod credentials;
 mod imds;
+pub mod profile;
 mod region;
+pub mod sts;
 
-pub use credentials::{AwsCredentials, Provider, credentials};
+pub use credentials::{AwsCredentials, Lookup, Provider, assume_role, chain, credentials};
 
 /// The ECS and EKS Pod Identity container-credential hosts, where the SDKs allow plain HTTP.
 pub const CONTAINER_HOSTS: &[&str] = &["169.254.170.2", "169.254.170.23", "fd00:ec2::23"];

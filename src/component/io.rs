@@ -82,7 +82,18 @@ impl Io for WasiIo {
     }
 
     fn read_file(&self, path: &str) -> std::io::Result<String> {
-        std::fs::read_to_string(path)
+        use std::io::Read as _;
+        // Tokens, credential configurations and AWS config files are small: a larger file is
+        // a mistake, and is refused rather than read whole into the instance's memory.
+        const MAX: u64 = 1 << 20;
+        let mut text = String::new();
+        std::fs::File::open(path)?
+            .take(MAX + 1)
+            .read_to_string(&mut text)?;
+        if text.len() as u64 > MAX {
+            return Err(std::io::Error::other("it is larger than 1 MiB"));
+        }
+        Ok(text)
     }
 
     fn random_u64(&mut self) -> u64 {

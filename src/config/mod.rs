@@ -87,11 +87,21 @@ pub struct Destination {
     pub prefix: String,
     pub storage_url: String,
     pub aws_region: Option<String>,
+    /// The role this partner trusts, assumed before the subject token is signed.
+    pub aws_role: Option<AwsRole>,
     pub imds_v1_fallback: bool,
     pub sign_target_resource: bool,
     pub upload: Upload,
     /// Every retry loop's pacing (tokens, metadata, uploads).
     pub backoff: Backoff,
+}
+
+/// A role to assume for a destination (`aws_role_arn` and its companions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwsRole {
+    pub role_arn: String,
+    pub external_id: Option<String>,
+    pub session_name: Option<String>,
 }
 
 /// How objects go up.
@@ -162,6 +172,7 @@ impl Destination {
         if let Some(region) = &settings.aws_region {
             validate_region("aws_region", region)?;
         }
+        let aws_role = validate::aws_role(settings)?;
         let chunk_size = settings.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE);
         validate_chunk_size(chunk_size)?;
         let timeout = settings
@@ -203,6 +214,7 @@ impl Destination {
             prefix,
             storage_url,
             aws_region: settings.aws_region.clone(),
+            aws_role,
             imds_v1_fallback: settings.imds_v1_fallback.unwrap_or(false),
             sign_target_resource: settings.sign_target_resource.unwrap_or(true),
             upload: Upload {

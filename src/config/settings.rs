@@ -34,6 +34,13 @@ pub struct Settings {
     /// The AWS region; else `AWS_REGION`, `AWS_DEFAULT_REGION`, the instance's zone.
     #[serde(alias = "region")]
     pub aws_region: Option<String>,
+    /// The IAM role this partner trusts, assumed (STS `AssumeRole`) with the pipeline's own
+    /// credentials before the subject token is signed: `arn:aws:iam::ACCOUNT:role/NAME`.
+    pub aws_role_arn: Option<String>,
+    /// The external id the role's trust policy requires (`sts:ExternalId`), if any.
+    pub aws_external_id: Option<String>,
+    /// The assumed role's session name (default `wif-push-UNIXTIME`).
+    pub aws_role_session_name: Option<String>,
     /// Allow IMDSv1 when the instance refuses IMDSv2 session tokens (default false).
     pub imds_v1_fallback: Option<bool>,
     /// Sign the subject token's `x-goog-cloud-target-resource` header (default true, as Google

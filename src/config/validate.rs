@@ -1,8 +1,8 @@
 //! The rules every destination value obeys, each naming the field and a valid example.
 
 use super::{
-    CHUNK_QUANTUM, ConfigError, DEFAULT_CRED_VERIFICATION_URL, MAX_LIFETIME_SECONDS,
-    MIN_LIFETIME_SECONDS, error,
+    AwsRole, CHUNK_QUANTUM, ConfigError, DEFAULT_CRED_VERIFICATION_URL, MAX_LIFETIME_SECONDS,
+    MIN_LIFETIME_SECONDS, Settings, error,
 };
 
 pub(crate) fn required(
@@ -275,6 +275,86 @@ pub(crate) fn validate_verification_url(url: &str) -> Result<String, ConfigError
     }
 }
 
+/// `aws_role_arn` (an IAM role ARN), and the external id and session name that only go with it.
+pub(crate) fn aws_role(settings: &Settings) -> Result<Option<AwsRole>, ConfigError> {
+    let Some(role_arn) = &settings.aws_role_arn else {
+        for (field, value) in [
+            ("aws_external_id", &settings.aws_external_id),
+            ("aws_role_session_name", &settings.aws_role_session_name),
+        ] {
+            if value.is_some() {
+                return Err(error(
+                    field,
+                    "is set but aws_role_arn is not",
+                    "set aws_role_arn to the role this partner trusts, or remove it",
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let role_arn = role_arn.trim();
+    let valid_arn = role_arn
+        .strip_prefix("arn:")
+        .and_then(|rest| rest.split_once(":iam::"))
+        .and_then(|(partition, rest)| {
+            let (account, role) = rest.split_once(":role/")?;
+            let ok = partition.starts_with("aws")
+                && account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && !role.is_empty()
+                && role.len() <= 512
+                && role
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b));
+            ok.then_some(())
+        })
+        .is_some();
+    if !valid_arn {
+        return Err(error(
+            "aws_role_arn",
+            format!("is {}", crate::error::quote(role_arn, 100)),
+            "expected an IAM role ARN, e.g. \"arn:aws:iam::111122223333:role/partner-delivery\"",
+        ));
+    }
+    // STS's own rules: [\w+=,.@:/-], 2-1224 characters; [\w+=,.@-], 2-64 characters.
+    let check = |field: &str, value: &Option<String>, max: usize, extra: &[u8], example: &str| {
+        match value {
+            Some(v)
+                if !(2..=max).contains(&v.len())
+                    || !v.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b) || extra.contains(&b)
+                    }) =>
+            {
+                Err(error(
+                    field,
+                    format!("is {}", crate::error::quote(v, 100)),
+                    format!("expected 2 to {max} letters, digits or {example}"),
+                ))
+            }
+            _ => Ok(()),
+        }
+    };
+    check(
+        "aws_external_id",
+        &settings.aws_external_id,
+        1224,
+        b":/",
+        "+=,.@:/-_",
+    )?;
+    check(
+        "aws_role_session_name",
+        &settings.aws_role_session_name,
+        64,
+        b"",
+        "+=,.@-_",
+    )?;
+    Ok(Some(AwsRole {
+        role_arn: role_arn.to_owned(),
+        external_id: settings.aws_external_id.clone(),
+        session_name: settings.aws_role_session_name.clone(),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,5 +393,50 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_role_is_an_iam_role_arn_and_its_companions_need_it() {
+        let role = |arn: &str, external: Option<&str>, session: Option<&str>| {
+            super::aws_role(&crate::config::Settings {
+                aws_role_arn: Some(arn.to_owned()).filter(|a| !a.is_empty()),
+                aws_external_id: external.map(str::to_owned),
+                aws_role_session_name: session.map(str::to_owned),
+                ..Default::default()
+            })
+        };
+        let ok = role(
+            "arn:aws:iam::111122223333:role/path/partner-a",
+            Some("ext:1/2"),
+            Some("n"),
+        )
+        .unwrap_err();
+        assert_eq!(ok.field, "aws_role_session_name");
+        assert!(
+            role(
+                "arn:aws:iam::111122223333:role/partner-a",
+                Some("ext:1/2"),
+                Some("nightly")
+            )
+            .unwrap()
+            .is_some()
+        );
+        for bad in [
+            "arn:aws:sts::111122223333:assumed-role/a/b",
+            "arn:aws:iam::1111:role/a",
+            "arn:aws:iam::111122223333:user/a",
+            "partner-a",
+        ] {
+            assert_eq!(
+                role(bad, None, None).unwrap_err().field,
+                "aws_role_arn",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            role("", Some("x1"), None).unwrap_err().problem,
+            "is set but aws_role_arn is not"
+        );
+        assert!(role("", None, None).unwrap().is_none());
     }
 }

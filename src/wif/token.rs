@@ -36,6 +36,9 @@ pub struct AccessToken {
 pub struct TokenSource {
     tokens: HashMap<String, AccessToken>,
     aws: Option<AwsCredentials>,
+    /// Each destination role's assumed credentials, by role, external id, session name and
+    /// the key that assumed it.
+    roles: HashMap<String, AwsCredentials>,
     /// The subject token's signing keys, so each is derived once per secret and day.
     signing_keys: SigningKeyCache,
     /// The last exchange that gave up, per cache key, and when.
@@ -178,7 +181,7 @@ impl TokenSource {
             &destination.federation.aws,
             destination.imds_v1_fallback,
         )?;
-        let credentials = self.aws_credentials(io, destination)?;
+        let credentials = self.aws_credentials(io, destination, &region)?;
         let time = at.unwrap_or_else(|| io.now());
         let target = if destination.sign_target_resource {
             TargetResource::Signed
@@ -198,6 +201,10 @@ impl TokenSource {
                 Provider::Environment => {
                     "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION"
                 }
+                Provider::Profile => "check the profile's keys in the AWS credentials file",
+                Provider::WebIdentity | Provider::AssumedRole => {
+                    "check the credentials AWS STS answered with"
+                }
                 Provider::Container => "check the container credentials endpoint's answer",
                 Provider::InstanceMetadata => "check the instance profile's credentials",
             };
@@ -205,28 +212,52 @@ impl TokenSource {
         })
     }
 
-    /// Credentials from the environment are read afresh; temporary ones are kept until
+    /// The credentials that sign the subject token: the pipeline's own (the chain), or, when
+    /// the destination names a role, that role's, assumed with them. Credentials from the
+    /// environment are read afresh; temporary ones (the chain's and each role's) are kept until
     /// shortly before they expire.
     fn aws_credentials(
         &mut self,
         io: &mut dyn Io,
         destination: &Destination,
+        region: &str,
     ) -> Result<AwsCredentials, Error> {
-        if let Some(cached) = &self.aws
-            && cached.source != Provider::Environment
-            && cached
-                .expires_at
-                .is_none_or(|t| t - REFRESH_SLACK > io.now())
-        {
-            return Ok(cached.clone());
+        let now = io.now();
+        let fresh = |c: &AwsCredentials| c.expires_at.is_none_or(|t| t - REFRESH_SLACK > now);
+        let lookup = aws::Lookup {
+            region: Some(region),
+            backoff: destination.backoff,
+            ..aws::Lookup::new(&destination.federation.aws, destination.imds_v1_fallback)
+        };
+        let base = match &self.aws {
+            Some(cached) if cached.source != Provider::Environment && fresh(cached) => {
+                cached.clone()
+            }
+            _ => {
+                let found = aws::chain(io, &lookup)?;
+                self.aws = Some(found.clone());
+                found
+            }
+        };
+        let Some(role) = &destination.aws_role else {
+            return Ok(base);
+        };
+        let key = format!(
+            "{}|{}|{}|{}",
+            role.role_arn,
+            role.external_id.as_deref().unwrap_or(""),
+            role.session_name.as_deref().unwrap_or(""),
+            base.credentials.access_key_id
+        );
+        if let Some(assumed) = self.roles.get(&key).filter(|c| fresh(c)) {
+            return Ok(assumed.clone());
         }
-        let fresh = aws::credentials(
-            io,
-            &destination.federation.aws,
-            destination.imds_v1_fallback,
-        )?;
-        self.aws = Some(fresh.clone());
-        Ok(fresh)
+        let mut request =
+            aws::sts::RoleRequest::new(&role.role_arn, role.session_name.as_deref(), now);
+        request.external_id = role.external_id.clone();
+        let assumed = aws::assume_role(io, &lookup, &base, &request)?;
+        self.roles.insert(key, assumed.clone());
+        Ok(assumed)
     }
 
     fn exchange(

@@ -47,6 +47,8 @@ impl Demo {
             "sts.googleapis.com",
             "iamcredentials.googleapis.com",
             "storage.googleapis.com",
+            // AWS STS, for destinations that assume a role (the demo's region).
+            "sts.us-east-1.amazonaws.com",
         ]
         .iter()
         .map(|host| format!("{host}={addr}").parse().map_err(anyhow::Error::msg))

@@ -14,6 +14,7 @@
 //! with Google's status codes, JSON shapes and words. [`Misconfig`] reproduces each partner-side
 //! misconfiguration a sender meets in the field.
 
+mod aws_sts;
 mod gcs;
 mod iam;
 mod reply;
@@ -56,6 +57,25 @@ impl fmt::Debug for AwsIdentity {
     }
 }
 
+/// A role the emulated AWS STS lets assume: with `AssumeRole` by any identity it knows,
+/// presenting `external_id` when one is set; with `AssumeRoleWithWebIdentity` by presenting
+/// `web_identity_token`.
+#[derive(Clone)]
+pub struct AwsRole {
+    pub role_arn: String,
+    pub external_id: Option<String>,
+    pub web_identity_token: Option<String>,
+}
+
+impl fmt::Debug for AwsRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AwsRole")
+            .field("role_arn", &self.role_arn)
+            .field("external_id", &self.external_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A partner-side misconfiguration, switched on to reproduce the failure Google answers with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Misconfig {
@@ -80,6 +100,8 @@ pub struct EmulatorConfig {
     /// The service account email the partner lets the pool impersonate.
     pub service_account: String,
     pub identities: Vec<AwsIdentity>,
+    /// The roles AWS STS lets assume (`aws_role_arn`, web identity).
+    pub aws_roles: Vec<AwsRole>,
     /// The provider's attribute condition: `assertion.arn.startsWith(PREFIX)` for any PREFIX.
     pub allowed_role_arn_prefixes: Vec<String>,
     /// The longest access token IAM issues: 3600 unless the organization policy extends it.
@@ -131,6 +153,11 @@ impl EmulatorConfig {
                 session_token: None,
                 role_arn: "arn:aws:sts::111122223333:assumed-role/wif-push-sender/session".into(),
             }],
+            aws_roles: vec![AwsRole {
+                role_arn: "arn:aws:iam::111122223333:role/wif-push-sender".into(),
+                external_id: None,
+                web_identity_token: None,
+            }],
             allowed_role_arn_prefixes: vec![
                 "arn:aws:sts::111122223333:assumed-role/wif-push-sender/".into(),
             ],
@@ -160,6 +187,8 @@ impl EmulatorConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     Sts,
+    /// AWS STS (`AssumeRole`, `AssumeRoleWithWebIdentity`), at `/` on any host.
+    AwsSts,
     Iam,
     /// Cloud Storage's JSON API: uploads, resumable sessions, and object reads (all denied).
     Gcs,
@@ -168,7 +197,9 @@ pub enum Endpoint {
 
 impl Endpoint {
     fn of(path: &str) -> Self {
-        if path == "/v1/token" {
+        if path == "/" {
+            Endpoint::AwsSts
+        } else if path == "/v1/token" {
             Endpoint::Sts
         } else if path.starts_with("/v1/projects/") && path.contains("/serviceAccounts/") {
             Endpoint::Iam

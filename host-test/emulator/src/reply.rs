@@ -17,6 +17,8 @@ pub(crate) struct Reply {
     pub(crate) outcome: String,
     /// An HTTP/1 reason phrase other than the status code's canonical one.
     pub(crate) reason: Option<&'static str>,
+    /// `body` is a string of XML (AWS's answers), sent as it is.
+    pub(crate) xml: bool,
 }
 
 impl Reply {
@@ -27,6 +29,15 @@ impl Reply {
             headers: Vec::new(),
             outcome,
             reason: None,
+            xml: false,
+        }
+    }
+
+    /// An AWS answer: XML.
+    pub(crate) fn xml(status: StatusCode, xml: String, outcome: String) -> Self {
+        Reply {
+            xml: true,
+            ..Reply::new(status, Value::String(xml), outcome)
         }
     }
 
@@ -70,12 +81,15 @@ impl Reply {
     }
 
     pub(crate) fn into_response(self) -> Response<Full<Bytes>> {
-        let body = if self.body.is_null() {
+        let xml = self.xml;
+        let body = if let (true, Value::String(text)) = (xml, &self.body) {
+            Bytes::from(text.clone())
+        } else if self.body.is_null() {
             Bytes::new()
         } else {
             Bytes::from(self.body.to_string())
         };
-        let json = !body.is_empty();
+        let json = !body.is_empty() && !xml;
         let mut response = Response::new(Full::new(body));
         *response.status_mut() = self.status;
         if let Some(reason) = self.reason {
@@ -89,6 +103,9 @@ impl Reply {
                 CONTENT_TYPE,
                 HeaderValue::from_static("application/json; charset=UTF-8"),
             );
+        }
+        if xml {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
         }
         for (name, value) in self.headers {
             headers.insert(name, value);

@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 
 use crate::reply::Reply;
 use crate::state::{State, lock};
-use crate::{Endpoint, LogEntry, gcs, iam, sts};
+use crate::{Endpoint, LogEntry, aws_sts, gcs, iam, sts};
 
 /// Google's front end refuses larger requests; none of these endpoints needs more.
 const MAX_BODY_BYTES: usize = 1 << 20;
@@ -135,6 +135,11 @@ async fn read_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, Reply> 
 fn route(state: &State, method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) -> Reply {
     if method != Method::POST {
         return Reply::not_found();
+    }
+    if path == "/"
+        && let Some(reply) = aws_sts::handle(state, headers, body)
+    {
+        return reply;
     }
     if path == "/v1/token" {
         return sts::exchange(state, headers, body);

@@ -9,7 +9,7 @@ use std::time::Instant;
 use rand::distr::{Alphanumeric, SampleString};
 use time::OffsetDateTime;
 
-use crate::{EmulatorConfig, Endpoint, LogEntry, Storage, gcs};
+use crate::{AwsIdentity, EmulatorConfig, Endpoint, LogEntry, Storage, gcs};
 
 /// A federated access token that STS issued.
 pub(crate) struct FederatedToken {
@@ -33,6 +33,8 @@ pub(crate) struct State {
     /// When each request's head arrived, in order.
     pub(crate) arrivals: Mutex<Vec<(Endpoint, Instant)>>,
     pub(crate) gcs: gcs::GcsState,
+    /// Temporary keys the emulated AWS STS issued (assumed roles).
+    pub(crate) assumed: Mutex<Vec<AwsIdentity>>,
 }
 
 /// A poisoned lock only means another request panicked; the data is still consistent.
@@ -56,7 +58,15 @@ impl State {
             federated_tokens: Mutex::default(),
             access_tokens: Mutex::default(),
             log: Mutex::default(),
+            assumed: Mutex::default(),
         })
+    }
+
+    /// Every AWS identity AWS would know: the configured ones and the roles assumed since.
+    pub(crate) fn identities(&self) -> Vec<AwsIdentity> {
+        let mut all = self.config.identities.clone();
+        all.extend(lock(&self.assumed).iter().cloned());
+        all
     }
 
     pub(crate) fn now(&self) -> OffsetDateTime {

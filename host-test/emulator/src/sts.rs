@@ -57,10 +57,11 @@ fn try_exchange(state: &State, headers: &HeaderMap, body: &[u8]) -> Result<Reply
     }
 
     let now = state.now();
+    let identities = state.identities();
     let identity = subject_token::verify(
         subject_token,
         &expected_audience,
-        &config.identities,
+        &identities,
         now,
         config.clock_skew_tolerance,
     )

@@ -68,17 +68,17 @@ struct Header {
 
 /// The parts of `Authorization: AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...`.
 #[derive(Debug, PartialEq, Eq)]
-struct Authorization<'a> {
-    access_key_id: &'a str,
+pub(crate) struct Authorization<'a> {
+    pub(crate) access_key_id: &'a str,
     date: &'a str,
-    region: &'a str,
+    pub(crate) region: &'a str,
     service: &'a str,
-    signed_headers: &'a str,
-    signature: &'a str,
+    pub(crate) signed_headers: &'a str,
+    pub(crate) signature: &'a str,
 }
 
 impl<'a> Authorization<'a> {
-    fn parse(value: &'a str) -> Result<Self, Rejection> {
+    pub(crate) fn parse(value: &'a str) -> Result<Self, Rejection> {
         let incomplete = |what: &str| aws("IncompleteSignature", what.to_owned());
         let rest = value.strip_prefix("AWS4-HMAC-SHA256 ").ok_or_else(|| {
             incomplete("Unsupported AWS 'algorithm': expected 'AWS4-HMAC-SHA256'.")
@@ -310,7 +310,7 @@ impl<'a> StsUrl<'a> {
     }
 }
 
-fn parse_amz_date(value: &str) -> Option<OffsetDateTime> {
+pub(crate) fn parse_amz_date(value: &str) -> Option<OffsetDateTime> {
     let format = format_description!("[year][month][day]T[hour][minute][second]Z");
     PrimitiveDateTime::parse(value, format)
         .ok()

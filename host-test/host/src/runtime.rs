@@ -106,6 +106,9 @@ pub fn wit_destination(settings: &Settings) -> wif::Destination {
         prefix: s.prefix,
         token_lifetime_seconds: s.token_lifetime_seconds,
         aws_region: s.aws_region,
+        aws_role_arn: s.aws_role_arn,
+        aws_external_id: s.aws_external_id,
+        aws_role_session_name: s.aws_role_session_name,
         imds_v1_fallback: s.imds_v1_fallback.unwrap_or(false),
         sign_target_resource: s.sign_target_resource,
         single_request_limit: s.single_request_limit,
@@ -295,24 +298,55 @@ pub const AWS_VARIABLES: &[&str] = &[
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
     "AWS_CONTAINER_AUTHORIZATION_TOKEN",
     "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL_S3",
+    // Where `~/.aws/` is.
+    "HOME",
+];
+
+/// The variables that name a file the component must read; the host grants each one's
+/// directory, read-only.
+const AWS_FILE_VARIABLES: &[&str] = &[
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
 ];
 
 impl GuestEnv {
-    /// The AWS variables of `lookup` (the process environment, in the CLI), and the directory
-    /// of the container authorization token file, which the component must be able to read.
+    /// The AWS variables of `lookup` (the process environment, in the CLI), and, read-only, the
+    /// directories of the files they name and `~/.aws/`: the component reads the container and
+    /// web identity tokens and the shared config files there, nothing else.
     pub fn aws(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let mut env = GuestEnv::default();
         for name in AWS_VARIABLES {
             if let Some(value) = lookup(name) {
-                if *name == "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
+                if AWS_FILE_VARIABLES.contains(name)
                     && let Some(dir) = Path::new(&value).parent()
                 {
-                    env.read_only_dirs.push(dir.to_path_buf());
+                    env.grant(dir);
                 }
                 env.vars.push((name.to_string(), value));
             }
         }
+        if let Some(home) = lookup("HOME") {
+            env.grant(&Path::new(&home).join(".aws"));
+        }
         env
+    }
+
+    /// Lets the component read `dir`, when it is a directory (a missing one stays missing).
+    fn grant(&mut self, dir: &Path) {
+        if dir.is_dir() && !self.read_only_dirs.iter().any(|d| d == dir) {
+            self.read_only_dirs.push(dir.to_path_buf());
+        }
     }
 }
 

@@ -1,18 +1,23 @@
-//! The credential chain: each provider in the AWS SDKs' order, the environment, then the ECS/EKS
-//! container endpoint, then EC2 instance metadata. The first one configured answers, and the
-//! credentials say which one it was.
+//! The credential chain: each provider in the AWS SDKs' order, the environment, web identity
+//! (EKS IRSA), the shared config and credentials files, the ECS/EKS container endpoint, then
+//! EC2 instance metadata. The first one configured answers, and the credentials say which one it
+//! was. [`assume_role`] turns any of them into a role's credentials.
 
 mod container;
 mod environment;
 mod imds;
+mod profile;
+mod web_identity;
 
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::aws::sts::{self, Call, RoleRequest};
 use crate::config::AwsEndpoints;
 use crate::error::{Error, Step, excerpt};
 use crate::io::Io;
+use crate::retry::Backoff;
 use crate::secret::Secret;
 use crate::sigv4::Credentials;
 
@@ -20,8 +25,14 @@ use crate::sigv4::Credentials;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Provider {
     Environment,
+    /// `AssumeRoleWithWebIdentity` with `AWS_WEB_IDENTITY_TOKEN_FILE` (EKS IRSA).
+    WebIdentity,
+    /// The shared config and credentials files (`AWS_PROFILE`, `~/.aws/`).
+    Profile,
     Container,
     InstanceMetadata,
+    /// `AssumeRole` with the credentials of another provider.
+    AssumedRole,
 }
 
 #[derive(Clone, Debug)]
@@ -33,25 +44,75 @@ pub struct AwsCredentials {
     pub source: Provider,
 }
 
-/// Finds AWS credentials. `imds_v1_fallback` allows IMDSv1 when the IMDSv2 token is refused.
+/// What the chain needs besides the environment: where instance metadata is, and how AWS STS
+/// is reached (web identity and profile roles call it).
+#[derive(Clone, Debug)]
+pub struct Lookup<'a> {
+    pub endpoints: &'a AwsEndpoints,
+    /// Allow IMDSv1 when the IMDSv2 token is refused.
+    pub imds_v1_fallback: bool,
+    /// The region whose STS endpoint is called; `None`: the global `sts.amazonaws.com`.
+    pub region: Option<&'a str>,
+    pub backoff: Backoff,
+}
+
+impl<'a> Lookup<'a> {
+    pub fn new(endpoints: &'a AwsEndpoints, imds_v1_fallback: bool) -> Self {
+        Lookup {
+            endpoints,
+            imds_v1_fallback,
+            region: None,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// Finds AWS credentials with no region known (STS calls go to the global endpoint).
+/// `imds_v1_fallback` allows IMDSv1 when the IMDSv2 token is refused.
 pub fn credentials(
     io: &mut dyn Io,
     source: &AwsEndpoints,
     imds_v1_fallback: bool,
 ) -> Result<AwsCredentials, Error> {
+    chain(io, &Lookup::new(source, imds_v1_fallback))
+}
+
+/// Finds AWS credentials, provider by provider in the SDKs' order.
+pub fn chain(io: &mut dyn Io, lookup: &Lookup) -> Result<AwsCredentials, Error> {
     if let Some(creds) = environment::credentials(io)? {
+        return Ok(creds);
+    }
+    if let Some(creds) = web_identity::from_environment(io, lookup)? {
+        return Ok(creds);
+    }
+    if let Some(creds) = profile::credentials(io, lookup)? {
         return Ok(creds);
     }
     if let Some(request) = container::request(io)? {
         return container::credentials(io, request);
     }
-    let Some(url) = &source.credentials_url else {
+    let Some(url) = &lookup.endpoints.credentials_url else {
         return Err(cred_error("no credentials were found").with_fix(
-            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), run in ECS/EKS, \
-             or give a credential configuration whose credential_source has a metadata url",
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), \
+             AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN, or AWS_PROFILE; run in ECS/EKS; or \
+             give a credential configuration whose credential_source has a metadata url",
         ));
     };
-    imds::credentials(io, source, imds_v1_fallback, url)
+    imds::credentials(io, lookup.endpoints, lookup.imds_v1_fallback, url)
+}
+
+/// The credentials of `role`, assumed with `credentials` (STS `AssumeRole`).
+pub fn assume_role(
+    io: &mut dyn Io,
+    lookup: &Lookup,
+    credentials: &AwsCredentials,
+    role: &RoleRequest,
+) -> Result<AwsCredentials, Error> {
+    let endpoint = sts::endpoint(io, lookup.region)?;
+    let region = lookup.region.unwrap_or(sts::GLOBAL_REGION);
+    let request =
+        sts::assume_role_request(&endpoint, region, &credentials.credentials, role, io.now())?;
+    sts::send(io, request, Call::AssumeRole, role, &lookup.backoff)
 }
 
 fn cred_error(message: impl Into<String>) -> Error {

@@ -27,7 +27,7 @@ pub async fn run(listen: SocketAddr, misconfig: &[Misconfig]) -> Result<()> {
     let stop = wif_push_host::serve::terminated()?;
     let c = emulator.config();
     let addr = emulator.addr();
-    println!("Google STS, IAM Credentials and Cloud Storage emulator on http://{addr}");
+    println!("Google STS, IAM Credentials, Cloud Storage and AWS STS emulator on http://{addr}");
     if let Some(dir) = emulator.storage_dir() {
         println!("objects are kept in {} until it stops", dir.display());
     }
@@ -41,7 +41,7 @@ pub async fn run(listen: SocketAddr, misconfig: &[Misconfig]) -> Result<()> {
     );
     println!(
         "\nflags: --connect-to sts.googleapis.com={addr} --connect-to iamcredentials.googleapis.com={addr} \
-         --connect-to storage.googleapis.com={addr}"
+         --connect-to storage.googleapis.com={addr} --connect-to sts.us-east-1.amazonaws.com={addr}"
     );
     stop.await?;
     drop(emulator);
