@@ -40,6 +40,27 @@ pub trait Io {
         let (parts, body) = request.into_parts();
         self.send_borrowed(&http::Request::from_parts(parts, ()), &body, timeout)
     }
+    /// Sends a request without a body and returns the answer once its head has arrived; the
+    /// body is read piece by piece with the reader (an S3 object, too large to hold), which
+    /// borrows nothing of this `Io`.
+    fn open(
+        &mut self,
+        request: &http::Request<()>,
+        timeout: Duration,
+    ) -> Result<Opened, TransportError> {
+        let (parts, body) = self.send_borrowed(request, &[], timeout)?.into_parts();
+        Ok((
+            http::Response::from_parts(parts, ()),
+            Box::new(std::io::Cursor::new(body)),
+        ))
+    }
+
+    /// Another handle on the same host, for reading a source (an S3 object) while an upload
+    /// goes out through this one; `None` where the host offers no second handle.
+    fn fork(&self) -> Option<Box<dyn Io>> {
+        None
+    }
+
     fn now(&self) -> OffsetDateTime;
     fn sleep(&mut self, duration: Duration);
     fn env(&self, name: &str) -> Option<String>;
@@ -47,6 +68,22 @@ pub trait Io {
     fn random_u64(&mut self) -> u64;
     /// A progress note for the operator (stderr in the component), e.g. a retry.
     fn log(&mut self, message: &str);
+}
+
+/// An answer's head, and a reader of its body.
+pub type Opened = (http::Response<()>, Box<dyn BodyReader>);
+
+/// An answer's body, read piece by piece.
+pub trait BodyReader {
+    /// Fills some of `buf`, returning how much; 0 at the end. An error means the connection
+    /// broke before the end.
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, TransportError>;
+}
+
+impl BodyReader for std::io::Cursor<Vec<u8>> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        Ok(std::io::Read::read(self, buf).unwrap_or(0))
+    }
 }
 
 /// Why a request got no HTTP answer.

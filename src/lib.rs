@@ -11,6 +11,7 @@ pub mod delivery;
 pub mod error;
 pub mod io;
 pub mod retry;
+pub mod s3;
 pub mod secret;
 pub mod sidecar;
 pub mod sigv4;

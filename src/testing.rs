@@ -101,7 +101,100 @@ pub fn respond(status: u16, body: &str) -> Result<Response, TransportError> {
     Ok(response(status, body))
 }
 
+/// A [`FakeIo`] shared by handles, so a source can read through its own ([`Io::fork`]).
+#[derive(Clone)]
+pub struct SharedIo(pub std::rc::Rc<std::cell::RefCell<FakeIo>>);
+
+impl Io for SharedIo {
+    fn send_borrowed(
+        &mut self,
+        request: &http::Request<()>,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Response, TransportError> {
+        self.0.borrow_mut().send_borrowed(request, body, timeout)
+    }
+
+    fn open(
+        &mut self,
+        request: &http::Request<()>,
+        timeout: Duration,
+    ) -> Result<crate::io::Opened, TransportError> {
+        self.0.borrow_mut().open(request, timeout)
+    }
+
+    fn fork(&self) -> Option<Box<dyn Io>> {
+        Some(Box::new(self.clone()))
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.0.borrow().now()
+    }
+
+    fn sleep(&mut self, duration: Duration) {
+        self.0.borrow_mut().sleep(duration);
+    }
+
+    fn env(&self, name: &str) -> Option<String> {
+        self.0.borrow().env(name)
+    }
+
+    fn read_file(&self, path: &str) -> std::io::Result<String> {
+        self.0.borrow().read_file(path)
+    }
+
+    fn random_u64(&mut self) -> u64 {
+        0
+    }
+
+    fn log(&mut self, message: &str) {
+        self.0.borrow_mut().log(message);
+    }
+}
+
+/// An answer body that breaks after `left` bytes, as a connection that drops mid-object.
+struct Breaking {
+    body: std::io::Cursor<Vec<u8>>,
+    left: usize,
+}
+
+impl crate::io::BodyReader for Breaking {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        if self.left == 0 {
+            return Err(TransportError::new(
+                TransportErrorKind::Protocol,
+                "the connection broke",
+            ));
+        }
+        let n = buf.len().min(self.left);
+        let n = std::io::Read::read(&mut self.body, &mut buf[..n]).unwrap_or(0);
+        self.left -= n;
+        Ok(n)
+    }
+}
+
 impl Io for FakeIo {
+    /// As the default, but an answer with `x-fake-break-after: N` breaks after N body bytes.
+    fn open(
+        &mut self,
+        request: &http::Request<()>,
+        timeout: Duration,
+    ) -> Result<crate::io::Opened, TransportError> {
+        let (parts, body) = self.send_borrowed(request, &[], timeout)?.into_parts();
+        let left = parts
+            .headers
+            .get("x-fake-break-after")
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        let reader: Box<dyn crate::io::BodyReader> = match left {
+            Some(left) => Box::new(Breaking {
+                body: std::io::Cursor::new(body),
+                left,
+            }),
+            None => Box::new(std::io::Cursor::new(body)),
+        };
+        Ok((http::Response::from_parts(parts, ()), reader))
+    }
+
     fn send_borrowed(
         &mut self,
         request: &http::Request<()>,

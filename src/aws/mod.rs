@@ -40,7 +40,7 @@ use crate::io::{Io, Request, Response};
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An environment variable, unless unset or blank.
-fn env(io: &dyn Io, name: &str) -> Option<String> {
+pub(crate) fn env(io: &dyn Io, name: &str) -> Option<String> {
     io.env(name).filter(|v| !v.trim().is_empty())
 }
 

@@ -7,13 +7,13 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
-    ErrorCode, Fields, HeaderError, IncomingBody, Method, OutgoingBody, OutgoingRequest,
-    RequestOptions, Scheme,
+    ErrorCode, Fields, HeaderError, IncomingBody, IncomingResponse, Method, OutgoingBody,
+    OutgoingRequest, RequestOptions, Scheme,
 };
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
 use crate::delivery::ByteSource;
-use crate::io::{Io, Response, TransportError, TransportErrorKind};
+use crate::io::{BodyReader, Io, Opened, Response, TransportError, TransportErrorKind};
 
 /// Token-flow answers are a few KiB; anything much larger is not what we asked for.
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
@@ -67,6 +67,29 @@ impl Io for WasiIo {
             Some(e) => Err(e),
             None => Ok(sent),
         }
+    }
+
+    fn open(
+        &mut self,
+        request: &http::Request<()>,
+        timeout: Duration,
+    ) -> Result<Opened, TransportError> {
+        let (head, response, body) = exchange(request, 0, timeout, flush)?;
+        let stream = body
+            .stream()
+            .map_err(|()| protocol("the response body stream was already taken"))?;
+        Ok((
+            head,
+            Box::new(WasiBody {
+                stream: Some(stream),
+                body: Some(body),
+                _response: response,
+            }),
+        ))
+    }
+
+    fn fork(&self) -> Option<Box<dyn Io>> {
+        Some(Box::new(WasiIo))
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -155,6 +178,42 @@ fn protocol(message: impl Into<String>) -> TransportError {
 /// How much of a body `send_filling` reads before sending it: the host's default write budget.
 const FILL_PIECE: usize = 1 << 20;
 
+/// A streamed answer body; the stream is a child of the body, which belongs to the response:
+/// they go in that order.
+struct WasiBody {
+    stream: Option<InputStream>,
+    body: Option<IncomingBody>,
+    _response: IncomingResponse,
+}
+
+impl BodyReader for WasiBody {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        let Some(stream) = &self.stream else {
+            return Ok(0);
+        };
+        match stream.blocking_read(buf.len() as u64) {
+            Ok(bytes) => {
+                buf[..bytes.len()].copy_from_slice(&bytes);
+                Ok(bytes.len())
+            }
+            Err(StreamError::Closed) => Ok(0),
+            Err(e) => Err(protocol(format!(
+                "the connection broke while receiving ({})",
+                stream_error(e)
+            ))),
+        }
+    }
+}
+
+impl Drop for WasiBody {
+    fn drop(&mut self) {
+        drop(self.stream.take());
+        if let Some(body) = self.body.take() {
+            IncomingBody::finish(body);
+        }
+    }
+}
+
 /// Sends a request with a `len`-byte body that `write_body` writes (and flushes), and reads
 /// the answer. If `write_body` fails, the request is abandoned (its body never finished).
 fn send_with(
@@ -163,6 +222,20 @@ fn send_with(
     timeout: Duration,
     write_body: impl FnOnce(&OutputStream) -> Result<(), TransportError>,
 ) -> Result<Response, TransportError> {
+    let (head, _response, body) = exchange(request, len, timeout, write_body)?;
+    let bytes = read_all(&body)?;
+    IncomingBody::finish(body);
+    let (parts, ()) = head.into_parts();
+    Ok(http::Response::from_parts(parts, bytes))
+}
+
+/// Sends a request as [`send_with`] does and returns the answer's head and its body, unread.
+fn exchange(
+    request: &http::Request<()>,
+    len: usize,
+    timeout: Duration,
+    write_body: impl FnOnce(&OutputStream) -> Result<(), TransportError>,
+) -> Result<(http::Response<()>, IncomingResponse, IncomingBody), TransportError> {
     let mut fields: Vec<(String, Vec<u8>)> = request
         .headers()
         .iter()
@@ -245,11 +318,10 @@ fn send_with(
     let body = incoming
         .consume()
         .map_err(|()| protocol("the response body was already taken"))?;
-    let bytes = read_all(&body)?;
-    IncomingBody::finish(body);
-    response
-        .body(bytes)
-        .map_err(|e| protocol(format!("the response was malformed: {e}")))
+    let head = response
+        .body(())
+        .map_err(|e| protocol(format!("the response was malformed: {e}")))?;
+    Ok((head, incoming, body))
 }
 
 /// Writes `bytes` in pieces the stream accepts, waiting when it is full, then flushes.

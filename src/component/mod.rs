@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use crate::config::{Destination, Endpoints, Settings};
 use crate::delivery::{self as core_delivery, Receipt, Status};
 use crate::error::Error;
+use crate::s3::{self, S3Uri};
 use crate::secret::Secret;
 use crate::sigv4;
 use crate::wif::token::TokenSource;
@@ -122,6 +123,46 @@ impl delivery::Guest for Component {
             .map_err(|e| to_wit(&e))
     }
 
+    fn plan_s3(
+        destination: wif::Destination,
+        uri: String,
+    ) -> Result<Vec<delivery::Planned>, wif::Error> {
+        let destination = destination_from(destination)?;
+        let uri = S3Uri::parse(&uri).map_err(|e| to_wit(&e))?;
+        let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+        let planned = s3::copy::plan(&mut io::WasiIo, &mut tokens, &destination, &uri)
+            .map_err(|e| to_wit(&e))?;
+        Ok(planned
+            .into_iter()
+            .map(|p| delivery::Planned {
+                source: p.source.to_string(),
+                name: p.name,
+                size: p.size,
+            })
+            .collect())
+    }
+
+    fn deliver_s3(
+        destination: wif::Destination,
+        source: String,
+        object: delivery::Object,
+    ) -> Result<delivery::Receipt, wif::Error> {
+        let destination = destination_from(destination)?;
+        let source = S3Uri::parse(&source).map_err(|e| to_wit(&e))?;
+        let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+        s3::copy::deliver(
+            &mut io::WasiIo,
+            &mut tokens,
+            &destination,
+            &source,
+            &object.name,
+            object.content_type,
+            object.metadata,
+        )
+        .map(receipt_to_wit)
+        .map_err(|e| to_wit(&e))
+    }
+
     fn verify(destination: wif::Destination) -> Result<delivery::Receipt, wif::Error> {
         let destination = destination_from(destination)?;
         verify_handshake(&destination)
@@ -174,6 +215,13 @@ fn receipt_to_wit(r: Receipt) -> delivery::Receipt {
         requests: r.requests,
         retries: r.retries,
         elapsed_ms: r.elapsed_ms,
+        source: r.source.map(|s| delivery::Source {
+            uri: s.uri,
+            etag: s.etag,
+            version_id: s.version_id,
+            checksum: s.checksum,
+            checksum_type: s.checksum_type,
+        }),
     }
 }
 

@@ -7,7 +7,8 @@ use wasip2::http::types::{
 };
 
 use super::exports::wasi::http::incoming_handler::Guest;
-use super::{Component, deliver_stream, delivery, io, verify_handshake};
+use super::{Component, TOKENS, deliver_stream, delivery, io, verify_handshake};
+use crate::s3;
 use crate::sidecar::{self, Answer, Route};
 
 impl Guest for Component {
@@ -68,6 +69,36 @@ fn answer(method: &str, path: &str, request: IncomingRequest) -> Answer {
                 Err(refused) => refused,
             }
         }
+        Route::Copy { destination } => {
+            let destination = match sidecar::pick(&destinations, destination.as_deref()) {
+                Ok(destination) => destination,
+                Err(refused) => return refused,
+            };
+            let content_type = headers()
+                .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+            let body = match read_body(request, sidecar::copy::MAX_BODY_BYTES) {
+                Ok(body) => body,
+                Err(refused) => return refused,
+            };
+            let copy = match sidecar::copy_request(content_type.as_deref(), &body) {
+                Ok(copy) => copy,
+                Err(refused) => return refused,
+            };
+            let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+            match s3::copy::deliver(
+                &mut io::WasiIo,
+                &mut tokens,
+                destination,
+                &copy.source,
+                &copy.name,
+                copy.content_type,
+                copy.metadata,
+            ) {
+                Ok(receipt) => Answer::delivered(&receipt),
+                Err(error) => Answer::failed(&error),
+            }
+        }
         Route::Deliver { destination, name } => {
             let destination = match sidecar::pick(&destinations, destination.as_deref()) {
                 Ok(destination) => destination,
@@ -98,6 +129,34 @@ fn answer(method: &str, path: &str, request: IncomingRequest) -> Answer {
             }
         }
     }
+}
+
+/// A small request body, read whole; one larger than `max` is refused.
+fn read_body(request: IncomingRequest, max: usize) -> Result<Vec<u8>, Answer> {
+    let Ok(body) = request.consume() else {
+        return Err(Answer::refuse(400, "the request body was already taken"));
+    };
+    let mut bytes = Vec::new();
+    {
+        let Ok(stream) = body.stream() else {
+            return Err(Answer::refuse(
+                400,
+                "the request body stream was already taken",
+            ));
+        };
+        // The stream ends with `closed`, or an error: either way, what arrived is the body.
+        while let Ok(chunk) = stream.blocking_read(16 * 1024) {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() > max {
+                return Err(Answer::refuse(
+                    413,
+                    format!("the body is larger than {max} bytes"),
+                ));
+            }
+        }
+    }
+    drop(body);
+    Ok(bytes)
 }
 
 /// Writes the answer; a client that went away gets nothing, and nothing else happens.

@@ -30,6 +30,7 @@ pub fn handshake(
         size: Some(body.len() as u64),
         content_type: "text/plain; charset=utf-8".into(),
         metadata: [("wif-push".to_owned(), "handshake".to_owned())].into(),
+        expected_crc32c: None,
     };
     (spec, body.into_bytes())
 }

@@ -30,6 +30,9 @@ pub struct ObjectSpec {
     pub size: Option<u64>,
     pub content_type: String,
     pub metadata: BTreeMap<String, String>,
+    /// The CRC32C (base64) the source keeps for these bytes (an S3 object's full-object
+    /// checksum): the bytes read must have it, or nothing is created.
+    pub expected_crc32c: Option<String>,
 }
 
 /// The metadata part GCS takes on upload.
@@ -410,6 +413,7 @@ mod tests {
             size: Some(3),
             content_type: "text/plain".into(),
             metadata: BTreeMap::from([("source".into(), "aws".into())]),
+            expected_crc32c: None,
         }
     }
 

@@ -18,7 +18,7 @@ mod source;
 pub use checksum::{Checksums, crc32c_append};
 pub use handshake::handshake;
 pub use json_api::{ObjectResource, ObjectSpec};
-pub use receipt::{Receipt, Status};
+pub use receipt::{Receipt, SourceReceipt, Status};
 pub use source::ByteSource;
 
 use crate::config::Destination;
@@ -53,6 +53,7 @@ pub fn object_spec(
         size,
         content_type: content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
         metadata: metadata.into_iter().collect(),
+        expected_crc32c: None,
     }
 }
 
@@ -129,6 +130,7 @@ pub fn deliver(
         requests: tally.requests,
         retries: tally.retries,
         elapsed_ms: u64::try_from(elapsed.whole_milliseconds()).unwrap_or(0),
+        source: None,
     })
 }
 
@@ -194,6 +196,26 @@ impl Delivery<'_> {
                 maybe_landed: false,
             },
             _ => Failure::Fatal(error),
+        }
+    }
+
+    /// The bytes read must have the CRC32C their source keeps, if it keeps one: checked before
+    /// the request that would create the object.
+    fn check_source_crc32c(&self, computed: &str) -> Result<(), Error> {
+        match &self.spec.expected_crc32c {
+            Some(expected) if expected != computed => Err(Error::new(
+                Step::Read,
+                format!(
+                    "the source's CRC32C is {expected} but the bytes read have {computed}; \
+                     nothing was created for {}",
+                    self.spec.name
+                ),
+            )
+            .with_fix(
+                "the source's stored checksum does not match its bytes: check the source \
+                 object (re-upload it) before delivering it again",
+            )),
+            _ => Ok(()),
         }
     }
 

@@ -19,6 +19,7 @@ impl Delivery<'_> {
         let mut checksums = Checksums::default();
         checksums.update(&data);
         let (crc32c, md5) = (checksums.crc32c(), checksums.md5().unwrap_or_default());
+        self.check_source_crc32c(&crc32c)?;
         let mut tries = self.tries();
         let mut maybe_landed = false;
         loop {

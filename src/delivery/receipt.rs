@@ -29,4 +29,19 @@ pub struct Receipt {
     pub requests: u32,
     pub retries: u32,
     pub elapsed_ms: u64,
+    /// Where the bytes came from, for sources the receipt should name (S3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceReceipt>,
+}
+
+/// The S3 object a delivery read.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SourceReceipt {
+    pub uri: String,
+    pub etag: Option<String>,
+    pub version_id: Option<String>,
+    /// S3's checksum, `ALGORITHM VALUE` (e.g. `CRC32C yZRlqg==`).
+    pub checksum: Option<String>,
+    /// `FULL_OBJECT` or `COMPOSITE`.
+    pub checksum_type: Option<String>,
 }

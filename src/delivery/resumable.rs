@@ -105,6 +105,9 @@ impl Delivery<'_> {
                 self.spec.size
             };
             let hash = last.then(|| checksums.crc32c());
+            if let Some(hash) = &hash {
+                self.check_source_crc32c(hash)?;
+            }
             match self.send_chunk(&session, &buf[..n], offset, total, hash.as_ref(), None)? {
                 SessionState::Finished(object) if last => return Ok((object, checksums)),
                 SessionState::Finished(_) => {

@@ -13,6 +13,7 @@ fn spec(name: &str, size: Option<u64>) -> ObjectSpec {
         size,
         content_type: "application/octet-stream".into(),
         metadata: Default::default(),
+        expected_crc32c: None,
     }
 }
 

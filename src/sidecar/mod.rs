@@ -12,13 +12,15 @@
 //! ```
 
 pub mod answer;
+pub mod copy;
 pub mod guard;
 pub mod object_headers;
 pub mod routes;
 
 pub use answer::{Answer, status_for};
+pub use copy::{CopyRequest, copy_request};
 pub use object_headers::{ObjectHeaders, object_from_headers};
-pub use routes::{Route, object_name, route};
+pub use routes::{Route, object_name, plain_object_name, route};
 
 use crate::config::environment::{self, DEFAULT_ID};
 use crate::config::{ConfigError, Destination};

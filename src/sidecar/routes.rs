@@ -17,6 +17,10 @@ pub enum Route {
         destination: Option<String>,
         name: String,
     },
+    /// `POST /v1/copy`: an S3 object into the bucket, named by the JSON body.
+    Copy {
+        destination: Option<String>,
+    },
 }
 
 /// Splits `path_and_query` into a [`Route`], or the answer refusing it.
@@ -44,6 +48,9 @@ pub fn route(method: &str, path_and_query: &str) -> Result<Route, Answer> {
     };
     if rest == "verify" {
         return allow(method, &["POST"]).map(|()| Route::Verify { destination });
+    }
+    if rest == "copy" {
+        return allow(method, &["POST"]).map(|()| Route::Copy { destination });
     }
     if let Some(raw) = rest.strip_prefix("objects/") {
         allow(method, &["PUT"])?;
@@ -92,6 +99,14 @@ pub fn object_name(raw: &str) -> Result<String, String> {
     let name = percent_encoding::percent_decode_str(raw)
         .decode_utf8()
         .map_err(|_| "the object name is not UTF-8 once percent-decoded".to_owned())?;
+    plain_object_name(&name)
+}
+
+/// [`object_name`]'s rules for a name given as it is (in JSON, not in a path).
+pub fn plain_object_name(name: &str) -> Result<String, String> {
+    if name.is_empty() {
+        return Err("the object name is empty".into());
+    }
     if name.len() > MAX_NAME_BYTES {
         return Err(format!(
             "the object name is {} bytes; Cloud Storage allows at most {MAX_NAME_BYTES}",
@@ -110,14 +125,14 @@ pub fn object_name(raw: &str) -> Result<String, String> {
                 return Err(format!(
                     "the object name {name_q} has an empty part (a leading, trailing or \
                      doubled /); name it like reports/2026-11-26.csv",
-                    name_q = crate::error::quote(&name, 100)
+                    name_q = crate::error::quote(name, 100)
                 ));
             }
             "." | ".." => {
                 return Err(format!(
                     "the object name {name_q} has a {segment_q} part; names are taken \
                      literally, so relative parts are refused",
-                    name_q = crate::error::quote(&name, 100),
+                    name_q = crate::error::quote(name, 100),
                     segment_q = crate::error::quote(segment, 100)
                 ));
             }
@@ -127,7 +142,7 @@ pub fn object_name(raw: &str) -> Result<String, String> {
     if name.starts_with(".well-known/acme-challenge/") {
         return Err("Cloud Storage refuses names under .well-known/acme-challenge/".into());
     }
-    Ok(name.into_owned())
+    Ok(name.to_owned())
 }
 
 #[cfg(test)]

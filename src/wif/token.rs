@@ -212,9 +212,57 @@ impl TokenSource {
         })
     }
 
+    /// The pipeline's own AWS credentials (the chain's, cached) and the destination's region:
+    /// what reads the provider's data (S3), whatever role the partner trusts.
+    pub fn pipeline_credentials(
+        &mut self,
+        io: &mut dyn Io,
+        destination: &Destination,
+    ) -> Result<(AwsCredentials, String), Error> {
+        let region = aws::region(
+            io,
+            destination.aws_region.as_deref(),
+            &destination.federation.aws,
+            destination.imds_v1_fallback,
+        )?;
+        let base = self.base_credentials(io, destination, &region)?;
+        Ok((base, region))
+    }
+
+    fn lookup<'a>(destination: &'a Destination, region: &'a str) -> aws::Lookup<'a> {
+        aws::Lookup {
+            region: Some(region),
+            backoff: destination.backoff,
+            ..aws::Lookup::new(&destination.federation.aws, destination.imds_v1_fallback)
+        }
+    }
+
+    /// The chain's credentials: from the environment read afresh; temporary ones kept until
+    /// shortly before they expire.
+    fn base_credentials(
+        &mut self,
+        io: &mut dyn Io,
+        destination: &Destination,
+        region: &str,
+    ) -> Result<AwsCredentials, Error> {
+        let now = io.now();
+        match &self.aws {
+            Some(cached)
+                if cached.source != Provider::Environment
+                    && cached.expires_at.is_none_or(|t| t - REFRESH_SLACK > now) =>
+            {
+                Ok(cached.clone())
+            }
+            _ => {
+                let found = aws::chain(io, &Self::lookup(destination, region))?;
+                self.aws = Some(found.clone());
+                Ok(found)
+            }
+        }
+    }
+
     /// The credentials that sign the subject token: the pipeline's own (the chain), or, when
-    /// the destination names a role, that role's, assumed with them. Credentials from the
-    /// environment are read afresh; temporary ones (the chain's and each role's) are kept until
+    /// the destination names a role, that role's, assumed with them and kept per role until
     /// shortly before they expire.
     fn aws_credentials(
         &mut self,
@@ -222,26 +270,11 @@ impl TokenSource {
         destination: &Destination,
         region: &str,
     ) -> Result<AwsCredentials, Error> {
-        let now = io.now();
-        let fresh = |c: &AwsCredentials| c.expires_at.is_none_or(|t| t - REFRESH_SLACK > now);
-        let lookup = aws::Lookup {
-            region: Some(region),
-            backoff: destination.backoff,
-            ..aws::Lookup::new(&destination.federation.aws, destination.imds_v1_fallback)
-        };
-        let base = match &self.aws {
-            Some(cached) if cached.source != Provider::Environment && fresh(cached) => {
-                cached.clone()
-            }
-            _ => {
-                let found = aws::chain(io, &lookup)?;
-                self.aws = Some(found.clone());
-                found
-            }
-        };
+        let base = self.base_credentials(io, destination, region)?;
         let Some(role) = &destination.aws_role else {
             return Ok(base);
         };
+        let now = io.now();
         let key = format!(
             "{}|{}|{}|{}",
             role.role_arn,
@@ -249,13 +282,17 @@ impl TokenSource {
             role.session_name.as_deref().unwrap_or(""),
             base.credentials.access_key_id
         );
-        if let Some(assumed) = self.roles.get(&key).filter(|c| fresh(c)) {
+        if let Some(assumed) = self
+            .roles
+            .get(&key)
+            .filter(|c| c.expires_at.is_none_or(|t| t - REFRESH_SLACK > now))
+        {
             return Ok(assumed.clone());
         }
         let mut request =
             aws::sts::RoleRequest::new(&role.role_arn, role.session_name.as_deref(), now);
         request.external_id = role.external_id.clone();
-        let assumed = aws::assume_role(io, &lookup, &base, &request)?;
+        let assumed = aws::assume_role(io, &Self::lookup(destination, region), &base, &request)?;
         self.roles.insert(key, assumed.clone());
         Ok(assumed)
     }

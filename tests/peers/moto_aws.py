@@ -11,13 +11,22 @@ The set-up:
 - role `partner-delivery`, trusted by anyone presenting external id `partner-a`, allowed
   sts:AssumeRole (to chain onwards);
 - role `second-hop`, trusted by anyone, for profile chains;
-- role `irsa`, for AssumeRoleWithWebIdentity (moto does not check the token itself).
+- role `irsa`, for AssumeRoleWithWebIdentity (moto does not check the token itself);
+- with `--s3`, S3 bucket `exports`: `single/crc.bin` (one PUT with its CRC32C), `multi/full.bin` and
+  `multi/composite.bin` (multipart with a FULL_OBJECT and a COMPOSITE CRC32C: moto 5.2.5 reports
+  a FULL_OBJECT CRC32C that does not match the object's bytes), `plain/none.bin` (no checksum),
+  `plain/empty.bin` (0 bytes), `plain/naïve café 1.csv`, and 1003 small objects under `many/`
+  (two pages of ListObjectsV2); bucket `exports.example` (a dot: path-style) with `dotted.txt`.
+  The JSON line lists each object's size, SHA-256 and CRC32C.
 
 AWS takes AssumeRoleWithWebIdentity unsigned (the token is its credential); moto, once it
 verifies signatures, asks one of every request, so that one action is let through unsigned.
 """
 
+import base64
+import hashlib
 import json
+import random
 import sys
 
 import logging
@@ -26,6 +35,8 @@ from moto.core.authorization import ActionAuthenticatorMixin
 from moto import settings
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 import boto3
+import google_crc32c
+from botocore.config import Config
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -35,7 +46,9 @@ ACCOUNT = "123456789012"
 ALLOW_ASSUME = json.dumps(
     {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}],
+        "Statement": [
+            {"Effect": "Allow", "Action": ["sts:AssumeRole", "s3:*"], "Resource": "*"}
+        ],
     }
 )
 
@@ -88,6 +101,12 @@ def main():
         role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust(condition))
         iam.put_role_policy(RoleName=name, PolicyName="assume", PolicyDocument=ALLOW_ASSUME)
         roles[name] = role["Role"]["Arn"]
+    objects = {}
+    if "--s3" in sys.argv:
+        objects = put_objects(boto3.client("s3", config=Config(
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ), **setup))
     # From here on every request must be signed by a key moto issued, and allowed.
     settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
     print(
@@ -99,6 +118,7 @@ def main():
                 "access_key_id": key["AccessKeyId"],
                 "secret_access_key": key["SecretAccessKey"],
                 "roles": roles,
+                "objects": objects,
             }
         ),
         flush=True,
@@ -106,6 +126,64 @@ def main():
     for line in sys.stdin:
         print(json.dumps(verify(json.loads(line))), flush=True)
     server.stop()
+
+
+def crc32c(data):
+    return base64.b64encode(google_crc32c.value(data).to_bytes(4, "big")).decode()
+
+
+def put_objects(s3):
+    """The source objects; returns each one's size and SHA-256 by `bucket/key`."""
+    rng = random.Random(7)
+    objects = {}
+
+    def record(bucket, key, data):
+        objects[f"{bucket}/{key}"] = {
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "crc32c": crc32c(data),
+        }
+
+    for bucket in ["exports", "exports.example"]:
+        s3.create_bucket(Bucket=bucket)
+    data = rng.randbytes(300 * 1024)
+    s3.put_object(
+        Bucket="exports", Key="single/crc.bin", Body=data,
+        ChecksumAlgorithm="CRC32C", ChecksumCRC32C=crc32c(data),
+    )
+    record("exports", "single/crc.bin", data)
+    for kind, key in [("FULL_OBJECT", "multi/full.bin"), ("COMPOSITE", "multi/composite.bin")]:
+        parts = [rng.randbytes(5 * 1024 * 1024), rng.randbytes(4 * 1024 * 1024 + 7)]
+        upload = s3.create_multipart_upload(
+            Bucket="exports", Key=key, ChecksumAlgorithm="CRC32C", ChecksumType=kind
+        )
+        done = []
+        for number, part in enumerate(parts, start=1):
+            answer = s3.upload_part(
+                Bucket="exports", Key=key, UploadId=upload["UploadId"], PartNumber=number,
+                Body=part, ChecksumCRC32C=crc32c(part),
+            )
+            done.append({"PartNumber": number, "ETag": answer["ETag"], "ChecksumCRC32C": crc32c(part)})
+        whole = b"".join(parts)
+        extra = {"ChecksumCRC32C": crc32c(whole), "ChecksumType": kind} if kind == "FULL_OBJECT" else {}
+        s3.complete_multipart_upload(
+            Bucket="exports", Key=key, UploadId=upload["UploadId"],
+            MultipartUpload={"Parts": done}, **extra,
+        )
+        record("exports", key, whole)
+    for key, data in [
+        ("plain/none.bin", rng.randbytes(1000)),
+        ("plain/empty.bin", b""),
+        ("plain/naïve café 1.csv", "a,b\nü,1\n".encode()),
+    ]:
+        s3.put_object(Bucket="exports", Key=key, Body=data)
+        record("exports", key, data)
+    for i in range(1003):
+        data = f"object {i}\n".encode()
+        s3.put_object(Bucket="exports", Key=f"many/{i:04}.txt", Body=data)
+    s3.put_object(Bucket="exports.example", Key="dotted.txt", Body=b"dotted")
+    record("exports.example", "dotted.txt", b"dotted")
+    return objects
 
 
 def verify(token):

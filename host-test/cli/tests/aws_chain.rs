@@ -21,8 +21,13 @@ struct Moto {
 
 impl Moto {
     fn start() -> Moto {
+        Moto::start_with(&[])
+    }
+
+    fn start_with(args: &[&str]) -> Moto {
         let mut child = Command::new(common::python())
             .arg(common::repo_root().join("tests/peers/moto_aws.py"))
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -19,14 +19,19 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-/// Hosts the component may reach unless told otherwise: Google's APIs and AWS's STS, and the
-/// AWS credential endpoints the component knows (IMDS, ECS and EKS Pod Identity).
+/// Hosts the component may reach unless told otherwise: Google's APIs, AWS's STS and S3
+/// (regional, virtual-hosted `BUCKET.s3.REGION.amazonaws.com` and path-style), and the AWS
+/// credential endpoints the component knows (IMDS, ECS and EKS Pod Identity).
 pub fn default_allowed_hosts() -> Vec<String> {
     [
         "*.googleapis.com",
         "sts.amazonaws.com",
         "sts.*.amazonaws.com",
         "sts.*.amazonaws.com.cn",
+        "s3.amazonaws.com",
+        "*.s3.amazonaws.com",
+        "s3.*.amazonaws.com",
+        "*.s3.*.amazonaws.com",
     ]
     .into_iter()
     .chain(plain_http_metadata_hosts())

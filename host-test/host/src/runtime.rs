@@ -462,6 +462,42 @@ impl Session {
             .map_err(StepError)?)
     }
 
+    /// The objects an `s3://` URI stands for (one, or every one under a prefix).
+    pub async fn plan_s3(
+        &mut self,
+        destination: &Settings,
+        uri: &str,
+    ) -> Result<Vec<delivery::Planned>> {
+        Ok(self
+            .library
+            .wif_push_delivery()
+            .call_plan_s3(&mut self.store, &wit_destination(destination), uri)
+            .await
+            .map_err(|e| self.trapped(e))?
+            .map_err(StepError)?)
+    }
+
+    /// Streams the S3 object `source` into the destination as `object`.
+    pub async fn deliver_s3(
+        &mut self,
+        destination: &Settings,
+        source: &str,
+        object: &delivery::Object,
+    ) -> Result<delivery::Receipt> {
+        Ok(self
+            .library
+            .wif_push_delivery()
+            .call_deliver_s3(
+                &mut self.store,
+                &wit_destination(destination),
+                source,
+                object,
+            )
+            .await
+            .map_err(|e| self.trapped(e))?
+            .map_err(StepError)?)
+    }
+
     /// Uploads the handshake object.
     pub async fn verify(&mut self, destination: &Settings) -> Result<delivery::Receipt> {
         Ok(self
@@ -549,6 +585,16 @@ pub fn receipt_json(r: &delivery::Receipt, file: Option<&Path>) -> String {
         requests: u32,
         retries: u32,
         elapsed_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        source: Option<Source<'a>>,
+    }
+    #[derive(serde::Serialize)]
+    struct Source<'a> {
+        uri: &'a str,
+        etag: &'a Option<String>,
+        version_id: &'a Option<String>,
+        checksum: &'a Option<String>,
+        checksum_type: &'a Option<String>,
     }
     let receipt = Receipt {
         status: match r.status {
@@ -566,6 +612,13 @@ pub fn receipt_json(r: &delivery::Receipt, file: Option<&Path>) -> String {
         requests: r.requests,
         retries: r.retries,
         elapsed_ms: r.elapsed_ms,
+        source: r.source.as_ref().map(|s| Source {
+            uri: &s.uri,
+            etag: &s.etag,
+            version_id: &s.version_id,
+            checksum: &s.checksum,
+            checksum_type: &s.checksum_type,
+        }),
     };
     serde_json::to_string(&receipt).expect("plain structs serialize")
 }

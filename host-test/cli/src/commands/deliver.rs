@@ -41,8 +41,19 @@ pub async fn run(
     };
     let mut session = fresh().await?;
     let mut failed = 0;
+    let mut total = 0;
     for file in files {
         let object = (args.content_type.map(str::to_owned), args.metadata.to_vec());
+        if let Some(uri) = file.to_str().filter(|f| f.starts_with("s3://")) {
+            let (done, not) = deliver_s3(cli, &mut session, &destination, uri, object).await;
+            total += done + not;
+            failed += not;
+            if session.is_broken() {
+                session = fresh().await?;
+            }
+            continue;
+        }
+        total += 1;
         match deliver_file(&mut session, &destination, file, object).await {
             Ok(receipt) => println!("{receipt}"),
             Err(err) => {
@@ -63,12 +74,50 @@ pub async fn run(
         }
     }
     if failed > 0 {
-        anyhow::bail!(
-            "{failed} of {} files were not delivered (see above)",
-            files.len()
-        );
+        anyhow::bail!("{failed} of {total} objects were not delivered (see above)");
     }
     Ok(())
+}
+
+/// Delivers the objects `uri` stands for (one, or every one under a prefix); returns how many
+/// were delivered and how many not, each failure reported.
+async fn deliver_s3(
+    cli: &Cli,
+    session: &mut Session,
+    destination: &Settings,
+    uri: &str,
+    (content_type, custom): (Option<String>, Vec<(String, String)>),
+) -> (usize, usize) {
+    let planned = match session.plan_s3(destination, uri).await {
+        Ok(planned) => planned,
+        Err(err) => {
+            crate::report(cli, Some(Path::new(uri)), &err);
+            return (0, 1);
+        }
+    };
+    let (mut done, mut not) = (0, 0);
+    for object in planned {
+        let spec = delivery::Object {
+            name: object.name,
+            size: object.size,
+            content_type: content_type.clone(),
+            metadata: custom.clone(),
+        };
+        match session.deliver_s3(destination, &object.source, &spec).await {
+            Ok(receipt) => {
+                done += 1;
+                println!("{}", receipt_json(&receipt, None));
+            }
+            Err(err) => {
+                not += 1;
+                crate::report(cli, Some(Path::new(&object.source)), &err);
+                if session.is_broken() {
+                    break;
+                }
+            }
+        }
+    }
+    (done, not)
 }
 
 async fn deliver_file(

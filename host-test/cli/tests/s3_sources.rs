@@ -1,0 +1,206 @@
+//! S3 sources against moto (`tests/peers/moto_aws.py --s3`, verifying every signature and IAM
+//! policy): objects put with boto3 (one PUT with its CRC32C, multipart with a FULL_OBJECT and a
+//! COMPOSITE CRC32C, none, 0 bytes, a key with spaces and non-ASCII, a dotted bucket, a prefix
+//! of two listing pages) go through the component into the emulator's bucket, byte for byte.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::io::BufRead as _;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+use wif_push_bench::demo::Demo;
+use wif_push_emulator::{AwsIdentity, EmulatorConfig};
+
+struct Moto {
+    child: Child,
+    info: Value,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let mut child = Command::new(common::python())
+            .arg(common::repo_root().join("tests/peers/moto_aws.py"))
+            .arg("--s3")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let info = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        Moto { child, info }
+    }
+
+    fn text(&self, field: &str) -> String {
+        self.info[field].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// The emulator, knowing moto's key as the pipeline's identity (its subject tokens pass the
+/// partner's condition), and `host-test deliver` routed to both.
+struct Setup {
+    moto: Moto,
+    demo: Demo,
+    _runtime: tokio::runtime::Runtime,
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let moto = Moto::start();
+        let mut config = EmulatorConfig::demo();
+        config.identities.push(AwsIdentity {
+            access_key_id: moto.text("access_key_id"),
+            secret_access_key: moto.text("secret_access_key"),
+            session_token: None,
+            role_arn: "arn:aws:sts::111122223333:assumed-role/wif-push-sender/pipeline".into(),
+        });
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let demo = runtime.block_on(Demo::start(config)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("dest.toml"),
+            common::dest_toml(&demo, "prefix = \"in/\"\n"),
+        )
+        .unwrap();
+        Setup {
+            moto,
+            demo,
+            _runtime: runtime,
+            dir,
+        }
+    }
+
+    fn deliver(&self, sources: &[&str]) -> (bool, String, String) {
+        let dest = self.dir.path().join("dest.toml");
+        let mut args = vec![OsStr::new("deliver"), "--config".as_ref(), dest.as_os_str()];
+        args.extend(sources.iter().map(OsStr::new));
+        let mut cmd = common::host_test_against(&self.demo, &args);
+        let moto = format!("127.0.0.1:{}", self.moto.info["port"]);
+        for host in [
+            "exports.s3.us-east-1.amazonaws.com",
+            "no-such-bucket.s3.us-east-1.amazonaws.com",
+            "s3.us-east-1.amazonaws.com",
+        ] {
+            cmd.arg("--connect-to").arg(format!("{host}={moto}"));
+        }
+        cmd.env("AWS_ACCESS_KEY_ID", self.moto.text("access_key_id"))
+            .env("AWS_SECRET_ACCESS_KEY", self.moto.text("secret_access_key"));
+        let output = cmd.output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// The source object `bucket/key` arrived as `name`, byte for byte.
+    fn arrived(&self, source: &str, name: &str) {
+        let expected = &self.moto.info["objects"][source];
+        let object = self
+            .demo
+            .emulator
+            .object(name)
+            .unwrap_or_else(|| panic!("{name} was not created"));
+        assert_eq!(object.size, expected["size"].as_u64().unwrap(), "{name}");
+        assert_eq!(
+            object.sha256_hex,
+            expected["sha256"].as_str().unwrap(),
+            "{name}"
+        );
+    }
+}
+
+fn receipts(stdout: &str) -> BTreeMap<String, Value> {
+    stdout
+        .lines()
+        .map(|line| {
+            let receipt: Value = serde_json::from_str(line).unwrap();
+            (receipt["name"].as_str().unwrap().to_owned(), receipt)
+        })
+        .collect()
+}
+
+#[test]
+fn s3_objects_arrive_byte_for_byte_and_a_wrong_checksum_creates_nothing() {
+    let setup = Setup::new();
+    let (ok, stdout, stderr) = setup.deliver(&[
+        "s3://exports/single/crc.bin",
+        "s3://exports/multi/composite.bin",
+        "s3://exports/plain/",
+        "s3://exports.example/dotted.txt",
+        "s3://exports/multi/full.bin",
+    ]);
+    // moto's FULL_OBJECT CRC32C does not match the object's bytes: that one must fail alone.
+    assert!(!ok, "{stdout}");
+    let receipts = receipts(&stdout);
+    assert_eq!(receipts.len(), 6, "{stdout}\n{stderr}");
+    setup.arrived("exports/single/crc.bin", "in/crc.bin");
+    setup.arrived("exports/multi/composite.bin", "in/composite.bin");
+    setup.arrived("exports/plain/none.bin", "in/none.bin");
+    setup.arrived("exports/plain/empty.bin", "in/empty.bin");
+    setup.arrived("exports/plain/naïve café 1.csv", "in/naïve café 1.csv");
+    setup.arrived("exports.example/dotted.txt", "in/dotted.txt");
+
+    let single = &receipts["in/crc.bin"]["source"];
+    assert_eq!(single["uri"], "s3://exports/single/crc.bin");
+    assert_eq!(single["checksum_type"], "FULL_OBJECT");
+    assert!(single["checksum"].as_str().unwrap().starts_with("CRC32C "));
+    assert!(single["etag"].as_str().unwrap().starts_with('"'));
+    let composite = &receipts["in/composite.bin"];
+    assert_eq!(composite["source"]["checksum_type"], "COMPOSITE");
+    assert_eq!(composite["upload"], "resumable");
+
+    assert!(setup.demo.emulator.object("in/full.bin").is_none());
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("s3://exports/multi/full.bin"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let actual = setup.moto.info["objects"]["exports/multi/full.bin"]["crc32c"]
+        .as_str()
+        .unwrap();
+    let (reported, read) = line
+        .split_once("the source's CRC32C is ")
+        .and_then(|(_, rest)| rest.split_once(" but the bytes read have "))
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(read.starts_with(&format!("{actual};")), "{line}");
+    assert_ne!(reported, actual, "{line}");
+    assert!(line.contains("nothing was created"), "{line}");
+    assert!(!stderr.contains(&setup.moto.text("secret_access_key")));
+}
+
+#[test]
+fn a_prefix_is_listed_page_by_page_and_refusals_are_named() {
+    let setup = Setup::new();
+    let (ok, stdout, stderr) = setup.deliver(&["s3://exports/many/"]);
+    assert!(ok, "{stderr}");
+    let receipts = receipts(&stdout);
+    assert_eq!(receipts.len(), 1003);
+    assert!(receipts.contains_key("in/0000.txt") && receipts.contains_key("in/1002.txt"));
+    let object = setup.demo.emulator.object("in/1002.txt").unwrap();
+    assert_eq!(object.size, "object 1002\n".len() as u64);
+
+    let (ok, _, stderr) = setup.deliver(&[
+        "s3://exports/no/such.key",
+        "s3://no-such-bucket/a",
+        "s3://Bad_Bucket/a",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("NoSuchKey"), "{stderr}");
+    assert!(stderr.contains("NoSuchBucket"), "{stderr}");
+    assert!(stderr.contains("does not name a bucket"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 4, "{stderr}");
+}

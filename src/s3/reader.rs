@@ -1,0 +1,401 @@
+//! An S3 object as a [`ByteSource`]: one GetObject streamed piece by piece; a read that breaks
+//! is resumed where it stopped with a Range GET pinned to the same version (`If-Match` the
+//! ETag, and the version id when the bucket keeps versions), so one delivery never mixes two
+//! versions of an object. Listing a prefix reads every page.
+
+use std::time::Duration;
+
+use super::answer::{self, Call, ObjectInfo, Refusal};
+use super::request::{self, Pin, S3Endpoint};
+use super::uri::S3Uri;
+use crate::delivery::ByteSource;
+use crate::error::{Error, Step};
+use crate::io::{BodyReader, Io, Opened};
+use crate::retry::{Backoff, retry};
+use crate::sigv4::Credentials;
+
+const S3_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many times a broken read is resumed before the delivery gives up.
+const MAX_RESUMES: u32 = 5;
+/// The most of an error answer's body that is read.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Who reads, where: the pipeline's credentials and the region to start from.
+#[derive(Clone, Debug)]
+pub struct Access {
+    pub endpoint: S3Endpoint,
+    pub region: String,
+    pub credentials: Credentials,
+    pub backoff: Backoff,
+}
+
+pub struct S3Reader {
+    /// The reader's own handle on the host: it reads while uploads go out through another.
+    io: Box<dyn Io>,
+    access: Access,
+    uri: S3Uri,
+    info: ObjectInfo,
+    body: Option<Box<dyn BodyReader>>,
+    offset: u64,
+    resumes: u32,
+}
+
+impl S3Reader {
+    /// Starts reading the object `uri` (a GetObject whose answer's body is not yet read).
+    pub fn open(io: &mut dyn Io, access: &Access, uri: &S3Uri) -> Result<S3Reader, Error> {
+        let Some(own) = io.fork() else {
+            return Err(Error::new(
+                Step::Read,
+                format!("{uri}: this host cannot read S3 while it uploads (no second handle)"),
+            ));
+        };
+        let mut access = access.clone();
+        let (head, body) = get(io, &mut access, uri, 0, &Pin::default())?;
+        let info = answer::object_info(&head, &uri.to_string())?;
+        Ok(S3Reader {
+            io: own,
+            access,
+            uri: uri.clone(),
+            info,
+            body: Some(body),
+            offset: 0,
+            resumes: 0,
+        })
+    }
+
+    pub fn info(&self) -> &ObjectInfo {
+        &self.info
+    }
+
+    /// The region the bucket answered from.
+    pub fn region(&self) -> &str {
+        &self.access.region
+    }
+
+    /// How many broken reads were resumed.
+    pub fn resumes(&self) -> u32 {
+        self.resumes
+    }
+
+    fn resume(&mut self, why: String) -> Result<(), String> {
+        self.body = None;
+        if self.resumes >= MAX_RESUMES {
+            return Err(format!(
+                "the read broke at byte {} ({why}) and did not resume after {MAX_RESUMES} tries",
+                self.offset
+            ));
+        }
+        self.resumes += 1;
+        self.io.log(&format!(
+            "{}: the read broke at byte {} ({why}); resuming there",
+            self.uri, self.offset
+        ));
+        self.io
+            .sleep(Duration::from_millis(200 * u64::from(self.resumes)));
+        let pin = Pin {
+            etag: self.info.etag.clone(),
+            version_id: self.info.version_id.clone(),
+        };
+        let (head, body) = get(
+            &mut *self.io,
+            &mut self.access,
+            &self.uri,
+            self.offset,
+            &pin,
+        )
+        .map_err(|e| e.to_string())?;
+        if head.status() != 206 && self.offset > 0 {
+            return Err(format!(
+                "S3 answered {} to a ranged read at byte {}",
+                head.status(),
+                self.offset
+            ));
+        }
+        self.body = Some(body);
+        Ok(())
+    }
+}
+
+impl ByteSource for S3Reader {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<usize, String> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let Some(body) = &mut self.body else {
+                if self.offset >= self.info.size {
+                    break;
+                }
+                self.resume("the connection was closed".into())?;
+                continue;
+            };
+            match body.read(&mut buf[filled..]) {
+                Ok(0) if self.offset < self.info.size => {
+                    self.resume("it ended early".into())?;
+                }
+                Ok(0) => {
+                    self.body = None;
+                    break;
+                }
+                Ok(n) => {
+                    // More than the object's size would be another object's bytes.
+                    if self.offset + n as u64 > self.info.size {
+                        return Err(format!(
+                            "S3 sent more than the {} bytes the object has",
+                            self.info.size
+                        ));
+                    }
+                    filled += n;
+                    self.offset += n as u64;
+                }
+                Err(e) => self.resume(e.message)?,
+            }
+        }
+        Ok(filled)
+    }
+}
+
+/// GetObject from `from` on, retried when S3 or the connection fails for a while, following
+/// the bucket to its region once.
+fn get(
+    io: &mut dyn Io,
+    access: &mut Access,
+    uri: &S3Uri,
+    from: u64,
+    pin: &Pin,
+) -> Result<Opened, Error> {
+    let shown = uri.to_string();
+    for _ in 0..2 {
+        let region = access.region.clone();
+        let (result, _) = retry(io, &access.backoff.clone(), |io| {
+            let request = request::get_object(
+                &access.endpoint,
+                &region,
+                uri,
+                &access.credentials,
+                io.now(),
+                from,
+                pin,
+            )?;
+            let (head, mut body) = io.open(&request, S3_TIMEOUT).map_err(|e| {
+                Error::no_answer(
+                    Step::Read,
+                    format!("S3 ({shown}) could not be reached: {e}"),
+                    &e,
+                )
+            })?;
+            if head.status().is_success() {
+                return Ok(Ok((head, body)));
+            }
+            let text = read_small(&mut *body);
+            match answer::refusal(
+                head.status().as_u16(),
+                head.headers(),
+                &text,
+                Call::GetObject,
+                &shown,
+                &region,
+            ) {
+                Refusal::WrongRegion(other) => Ok(Err(other)),
+                Refusal::Error(e) => Err(e),
+            }
+        });
+        match result? {
+            Ok(opened) => return Ok(opened),
+            Err(other) => access.region = other,
+        }
+    }
+    Err(Error::new(
+        Step::Read,
+        format!("S3 kept redirecting {shown} to other regions"),
+    ))
+}
+
+fn read_small(body: &mut dyn BodyReader) -> Vec<u8> {
+    let mut text = vec![0u8; MAX_ERROR_BODY];
+    let mut n = 0;
+    while n < text.len() {
+        match body.read(&mut text[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    text.truncate(n);
+    text
+}
+
+/// Every object under the prefix `uri`, with its size, in S3's (key) order; zero-byte keys
+/// ending in `/` (the console's folder markers) are left out.
+pub fn list(
+    io: &mut dyn Io,
+    access: &mut Access,
+    uri: &S3Uri,
+) -> Result<Vec<(String, u64)>, Error> {
+    let shown = uri.to_string();
+    let mut objects = Vec::new();
+    let mut next: Option<String> = None;
+    let mut redirects = 0;
+    loop {
+        let region = access.region.clone();
+        let (result, _) = retry(io, &access.backoff.clone(), |io| {
+            let request = request::list_objects(
+                &access.endpoint,
+                &region,
+                &uri.bucket,
+                &uri.key,
+                next.as_deref(),
+                &access.credentials,
+                io.now(),
+            )?;
+            let response = io.send_borrowed(&request, &[], S3_TIMEOUT).map_err(|e| {
+                Error::no_answer(
+                    Step::Read,
+                    format!("S3 ({shown}) could not be reached: {e}"),
+                    &e,
+                )
+            })?;
+            if response.status().is_success() {
+                return answer::list_page(response.body(), &shown).map(Ok);
+            }
+            match answer::refusal(
+                response.status().as_u16(),
+                response.headers(),
+                response.body(),
+                Call::ListObjectsV2,
+                &shown,
+                &region,
+            ) {
+                Refusal::WrongRegion(other) => Ok(Err(other)),
+                Refusal::Error(e) => Err(e),
+            }
+        });
+        match result? {
+            Ok(page) => {
+                objects.extend(
+                    page.objects
+                        .into_iter()
+                        .filter(|(key, size)| !(key.ends_with('/') && *size == 0)),
+                );
+                match page.next {
+                    Some(token) => next = Some(token),
+                    None => return Ok(objects),
+                }
+            }
+            Err(other) if redirects == 0 => {
+                redirects += 1;
+                access.region = other;
+            }
+            Err(_) => {
+                return Err(Error::new(
+                    Step::Read,
+                    format!("S3 kept redirecting {shown} to other regions"),
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::secret::Secret;
+    use crate::testing::{FakeIo, SharedIo};
+
+    const DATA: &[u8] = b"0123456789";
+
+    fn access() -> Access {
+        Access {
+            endpoint: S3Endpoint { base: None },
+            region: "eu-west-1".into(),
+            credentials: Credentials {
+                access_key_id: "AKIDEXAMPLE".into(),
+                secret_access_key: Secret::new("canary-secret"),
+                session_token: None,
+            },
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// S3 answering the first GET with a body that breaks after 4 bytes, and a ranged GET as
+    /// `ranged` says.
+    fn s3(ranged: impl Fn(&crate::io::Request) -> crate::io::Response + 'static) -> SharedIo {
+        let mut fake = FakeIo::new();
+        fake.on(
+            "GET https://exports.s3.eu-west-1.amazonaws.com/k",
+            move |request| {
+                if request.headers().contains_key("range") {
+                    return Ok(ranged(request));
+                }
+                Ok(http::Response::builder()
+                    .header("content-length", "10")
+                    .header("etag", "\"v1\"")
+                    .header("x-fake-break-after", "4")
+                    .body(DATA.to_vec())
+                    .unwrap())
+            },
+        );
+        SharedIo(Rc::new(RefCell::new(fake)))
+    }
+
+    #[test]
+    fn a_broken_read_resumes_where_it_stopped_on_the_same_version() {
+        let mut io = s3(|request| {
+            assert_eq!(request.headers()["range"], "bytes=4-");
+            assert_eq!(request.headers()["if-match"], "\"v1\"");
+            http::Response::builder()
+                .status(206)
+                .header("content-length", "6")
+                .body(DATA[4..].to_vec())
+                .unwrap()
+        });
+        let uri = S3Uri::parse("s3://exports/k").unwrap();
+        let mut reader = S3Reader::open(&mut io, &access(), &uri).unwrap();
+        let mut buf = [0u8; 16];
+        let n = reader.fill(&mut buf).unwrap();
+        assert_eq!(&buf[..n], DATA);
+        assert_eq!(reader.resumes(), 1);
+        assert_eq!(reader.fill(&mut buf).unwrap(), 0);
+        assert!(io.0.borrow().logged[0].contains("resuming there"));
+    }
+
+    #[test]
+    fn an_object_replaced_mid_read_fails_instead_of_mixing_versions() {
+        let mut io = s3(|_| {
+            http::Response::builder()
+                .status(412)
+                .body(b"<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>".to_vec())
+                .unwrap()
+        });
+        let uri = S3Uri::parse("s3://exports/k").unwrap();
+        let mut reader = S3Reader::open(&mut io, &access(), &uri).unwrap();
+        let mut buf = [0u8; 16];
+        let e = reader.fill(&mut buf).unwrap_err();
+        assert!(e.contains("PreconditionFailed"), "{e}");
+        assert!(e.contains("replaced while it was read"), "{e}");
+    }
+
+    #[test]
+    fn a_listing_reads_every_page() {
+        let mut fake = FakeIo::new();
+        fake.on(
+            "GET https://exports.s3.eu-west-1.amazonaws.com/?",
+            |request| {
+                let query = request.uri().query().unwrap_or_default().to_owned();
+                let body = if query.contains("continuation-token=next") {
+                    "<ListBucketResult><Contents><Key>p/b</Key><Size>2</Size></Contents>\
+                 <IsTruncated>false</IsTruncated></ListBucketResult>"
+                } else {
+                    "<ListBucketResult><Contents><Key>p/a</Key><Size>1</Size></Contents>\
+                 <Contents><Key>p/dir/</Key><Size>0</Size></Contents>\
+                 <IsTruncated>true</IsTruncated><NextContinuationToken>next</NextContinuationToken>\
+                 </ListBucketResult>"
+                };
+                Ok(http::Response::new(body.as_bytes().to_vec()))
+            },
+        );
+        let uri = S3Uri::parse("s3://exports/p/").unwrap();
+        let listed = list(&mut fake, &mut access(), &uri).unwrap();
+        assert_eq!(listed, vec![("p/a".into(), 1), ("p/b".into(), 2)]);
+    }
+}
