@@ -27,6 +27,7 @@ use wif_push::config::{AwsEndpoints, ConfigError, Destination, Settings};
 use wif_push::delivery::{self, json_api};
 use wif_push::error::Error;
 use wif_push::io::{Io, Response, TransportError, TransportErrorKind};
+use wif_push::s3;
 use wif_push::secret::Secret;
 use wif_push::sidecar::{self, Answer, Route};
 use wif_push::sigv4::{
@@ -49,6 +50,8 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("google_answers", google_answers),
     ("sidecar_requests", sidecar_requests),
     ("sigv4_inputs", sigv4_inputs),
+    ("aws_xml", aws_xml),
+    ("aws_profiles", aws_profiles),
 ];
 
 const SERVICE_ACCOUNT: &str = "uploader@partner.iam.gserviceaccount.com";
@@ -738,5 +741,101 @@ impl Io for ScriptedIo {
 
     fn log(&mut self, message: &str) {
         self.logged.push(message.to_owned());
+    }
+}
+
+/// AWS's XML answers: AWS STS (AssumeRole, AssumeRoleWithWebIdentity) and S3 (a GetObject's
+/// head, a ListObjectsV2 page, a refusal). The input is the body; its first byte picks the
+/// status. Accepted credentials are header-safe; every error is one line.
+pub fn aws_xml(data: &[u8]) {
+    let Some((&pick, body)) = data.split_first() else {
+        return;
+    };
+    let status = [200u16, 301, 400, 403, 404, 412, 500, 503][usize::from(pick % 8)];
+    let response = http::Response::builder()
+        .status(status)
+        .header("x-amz-bucket-region", "eu-west-1")
+        .body(body.to_vec())
+        .expect("a response");
+    let role = aws::sts::RoleRequest::new("arn:aws:iam::111122223333:role/r", Some("s"), NOW);
+    for call in [aws::sts::Call::AssumeRole, aws::sts::Call::WebIdentity] {
+        match aws::sts::parse(&response, call, &role) {
+            Ok(creds) => {
+                assert!(creds.credentials.secret_access_key.is_header_safe());
+                assert!(
+                    !format!("{creds:?}").contains(creds.credentials.secret_access_key.expose())
+                );
+            }
+            Err(e) => error(&e, data),
+        }
+    }
+    if let Err(e) = s3::answer::list_page(body, "s3://b/p/") {
+        error(&e, data);
+    }
+    for call in [s3::answer::Call::GetObject, s3::answer::Call::ListObjectsV2] {
+        match s3::answer::refusal(
+            status,
+            response.headers(),
+            body,
+            call,
+            "s3://b/k",
+            "us-east-1",
+        ) {
+            s3::answer::Refusal::WrongRegion(region) => assert_eq!(region, "eu-west-1"),
+            s3::answer::Refusal::Error(e) => error(&e, data),
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let mut head = http::Response::builder().status(200);
+    for (name, value) in entries(&text) {
+        head = head.header(name.as_str(), value.as_str());
+    }
+    if let Ok(head) = head.body(()) {
+        match s3::answer::object_info(&head, "s3://b/k") {
+            Ok(info) => {
+                if let Some(checksum) = info.checksum
+                    && checksum.full_object_crc32c().is_some()
+                {
+                    assert_eq!(checksum.algorithm, "CRC32C");
+                }
+            }
+            Err(e) => error(&e, data),
+        }
+    }
+}
+
+/// The shared config and credentials files: the input is the config file, then (after a line
+/// `===`) the credentials file. Every profile resolves into a chain or an error that reads as
+/// one line with its fix, and no secret key is ever shown.
+pub fn aws_profiles(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (config, credentials) = text.split_once("\n===\n").unwrap_or((&text, ""));
+    let profiles = match aws::profile::parse(config, credentials) {
+        Ok(profiles) => profiles,
+        Err(e) => return one_line("the profile error", &e.message, data),
+    };
+    let secrets: Vec<&str> = profiles
+        .profiles()
+        .values()
+        .filter_map(|p| p.get("aws_secret_access_key"))
+        .map(String::as_str)
+        .filter(|s| s.len() > 3)
+        .collect();
+    for name in profiles.profiles().keys() {
+        let shown = match aws::profile::chain::resolve(&profiles, name) {
+            Ok(chain) => format!("{chain:?}"),
+            Err(e) => {
+                one_line("the chain error", &e.to_string(), data);
+                assert!(!e.fix.is_empty(), "{e}");
+                e.to_string()
+            }
+        };
+        for secret in &secrets {
+            let named = profiles.profiles().keys().any(|k| k.contains(secret));
+            assert!(
+                named || !shown.contains(secret),
+                "a secret key is shown: {shown}"
+            );
+        }
     }
 }

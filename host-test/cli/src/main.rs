@@ -146,11 +146,17 @@ struct NetArgs {
     /// Also allow requests to HOST (`*` stands for one DNS label).
     #[arg(long = "allow-host", value_name = "HOST", value_parser = wif_push_host::outbound::allow_host)]
     allow_host: Vec<String>,
+    /// Trust the PEM certificates in FILE instead of the system's (else `SSL_CERT_FILE`), e.g.
+    /// a TLS-inspecting proxy's CA. HTTPS goes through `HTTPS_PROXY` unless `NO_PROXY` says.
+    #[arg(long = "ca-bundle", value_name = "FILE")]
+    ca_bundle: Option<PathBuf>,
 }
 
 impl NetArgs {
     fn outbound(&self) -> Result<Outbound> {
-        Outbound::new(Policy::new(&self.allow_host, self.connect_to.clone()))
+        let mut policy = Policy::new(&self.allow_host, self.connect_to.clone());
+        policy.ca_bundle = self.ca_bundle.clone();
+        Outbound::new(policy)
     }
 }
 

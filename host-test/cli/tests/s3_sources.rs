@@ -88,7 +88,17 @@ impl Setup {
         let dest = self.dir.path().join("dest.toml");
         let mut args = vec![OsStr::new("deliver"), "--config".as_ref(), dest.as_os_str()];
         args.extend(sources.iter().map(OsStr::new));
-        let mut cmd = common::host_test_against(&self.demo, &args);
+        let output = self.command(&args).output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// `host-test ARGS` with moto's keys, routed to the emulator and to moto.
+    fn command(&self, args: &[&OsStr]) -> Command {
+        let mut cmd = common::host_test_against(&self.demo, args);
         let moto = format!("127.0.0.1:{}", self.moto.info["port"]);
         for host in [
             "exports.s3.us-east-1.amazonaws.com",
@@ -99,12 +109,7 @@ impl Setup {
         }
         cmd.env("AWS_ACCESS_KEY_ID", self.moto.text("access_key_id"))
             .env("AWS_SECRET_ACCESS_KEY", self.moto.text("secret_access_key"));
-        let output = cmd.output().unwrap();
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        cmd
     }
 
     /// The source object `bucket/key` arrived as `name`, byte for byte.
@@ -203,4 +208,88 @@ fn a_prefix_is_listed_page_by_page_and_refusals_are_named() {
     assert!(stderr.contains("NoSuchBucket"), "{stderr}");
     assert!(stderr.contains("does not name a bucket"), "{stderr}");
     assert_eq!(stderr.lines().count(), 4, "{stderr}");
+}
+
+/// `POST body` to the sidecar at `addr`; the status and the body of the answer.
+fn post(addr: &str, content_type: &str, body: &str) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /v1/copy HTTP/1.1\r\nhost: localhost\r\ncontent-type: {content_type}\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let body = answer.split_once("\r\n\r\n").unwrap().1.to_owned();
+    (status, body)
+}
+
+#[test]
+fn the_sidecar_copies_one_s3_object_a_request() {
+    let setup = Setup::new();
+    let dest = setup.dir.path().join("dest.toml");
+    let args = [
+        OsStr::new("serve"),
+        "--config".as_ref(),
+        dest.as_os_str(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+    ];
+    let mut child = setup
+        .command(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().rsplit("http://").next().unwrap().to_owned();
+
+    let json = "application/json";
+    let (status, body) = post(
+        &addr,
+        json,
+        r#"{"source": "s3://exports/single/crc.bin", "name": "copied/crc.bin", "metadata": {"batch": "17"}}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        body.contains(r#""uri":"s3://exports/single/crc.bin""#),
+        "{body}"
+    );
+    setup.arrived("exports/single/crc.bin", "in/copied/crc.bin");
+    let object = setup.demo.emulator.object("in/copied/crc.bin").unwrap();
+    assert_eq!(object.metadata.get("batch").map(String::as_str), Some("17"));
+
+    let (status, body) = post(
+        &addr,
+        json,
+        r#"{"source": "s3://exports/multi/full.bin", "name": "full.bin"}"#,
+    );
+    assert_ne!(status, 201, "{body}");
+    assert!(body.contains("nothing was created"), "{body}");
+    assert!(setup.demo.emulator.object("in/full.bin").is_none());
+    let (status, _) = post(
+        &addr,
+        json,
+        r#"{"source": "s3://exports/plain/", "name": "x"}"#,
+    );
+    assert_eq!(status, 400);
+    let (status, _) = post(
+        &addr,
+        "text/plain",
+        r#"{"source": "s3://exports/a", "name": "x"}"#,
+    );
+    assert_eq!(status, 415);
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
 }

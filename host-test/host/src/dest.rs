@@ -38,7 +38,7 @@ pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// The text of the configuration file at `path`: a regular file only (a FIFO, a device or a
 /// directory is refused, never waited on or read without end) of at most 1 MiB.
-fn read_bounded(path: &Path, what: &str) -> std::io::Result<String> {
+pub(crate) fn read_bounded(path: &Path, what: &str) -> std::io::Result<String> {
     use std::io::{Error, ErrorKind, Read as _};
     let refuse = |meta: &std::fs::Metadata| {
         let kind = file_kind(meta);

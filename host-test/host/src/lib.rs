@@ -16,6 +16,7 @@
 //! - [`sign`]: the JSON form of a signing request and its signature (`host-test sign`'s).
 
 pub mod dest;
+mod egress;
 mod framing;
 pub mod outbound;
 pub mod runtime;

@@ -14,6 +14,8 @@ use http::Uri;
 use http::uri::Scheme;
 use http_body_util::BodyExt;
 use hyper_rustls::HttpsConnector;
+
+use crate::egress::Egress;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -165,6 +167,9 @@ pub struct Policy {
     routes: Vec<Route>,
     pub connect_timeout: Duration,
     pub first_byte_timeout: Duration,
+    /// PEM certificates TLS trusts instead of the system's (`--ca-bundle`; else
+    /// `SSL_CERT_FILE`), for TLS-inspecting proxies.
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 impl Default for Policy {
@@ -174,6 +179,7 @@ impl Default for Policy {
             routes: Vec::new(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             first_byte_timeout: DEFAULT_FIRST_BYTE_TIMEOUT,
+            ca_bundle: None,
         }
     }
 }
@@ -242,7 +248,7 @@ fn host_matches(pattern: &str, host: &str) -> bool {
             .all(|(p, h)| (*p == "*" && !h.is_empty()) || p == h)
 }
 
-type PooledClient = Client<HttpsConnector<HttpConnector>, WasiBody>;
+type PooledClient = Client<HttpsConnector<Egress>, WasiBody>;
 
 /// The `send_request` hook. Cheap to clone: clones share the policy, the connection pool and
 /// the request counter.
@@ -259,14 +265,21 @@ impl Outbound {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(policy.connect_timeout));
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        // The system's roots, as curl and gcloud use; Mozilla's bundled roots where the
-        // system has none (minimal containers).
-        let builder = match builder.with_native_roots() {
-            Ok(builder) => builder,
-            Err(_) => hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots(),
-        };
-        let https = builder.https_or_http().enable_http1().wrap_connector(http);
+        // The system's roots, as curl and gcloud use (or the CA bundle named); Mozilla's
+        // bundled roots where the system has none (minimal containers).
+        let roots = crate::egress::tls_roots(policy.ca_bundle.as_deref())?;
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let egress = Egress::new(http, &|name| std::env::var(name).ok());
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(egress);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(https);
@@ -310,7 +323,7 @@ impl WasiHttpHooks for Outbound {
                 .map_err(|_| HttpError::ConnectionReadTimeout)?
                 .map_err(|e| {
                     if e.is_connect() {
-                        HttpError::ConnectionRefused
+                        crate::egress::connect_error(&e)
                     } else {
                         HttpError::ConnectionTerminated
                     }
