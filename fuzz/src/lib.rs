@@ -819,7 +819,12 @@ pub fn aws_profiles(data: &[u8]) {
         .values()
         .filter_map(|p| p.get("aws_secret_access_key"))
         .map(String::as_str)
-        .filter(|s| s.len() > 3)
+        // Keys look like keys; a short or odd value may occur inside any other text.
+        .filter(|s| {
+            s.len() >= 8
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+        })
         .collect();
     for name in profiles.profiles().keys() {
         let shown = match aws::profile::chain::resolve(&profiles, name) {
@@ -831,7 +836,13 @@ pub fn aws_profiles(data: &[u8]) {
             }
         };
         for secret in &secrets {
-            let named = profiles.profiles().keys().any(|k| k.contains(secret));
+            // Shown as part of another value (a name, a role ARN) is not shown as a key.
+            let named = profiles.profiles().iter().any(|(name, profile)| {
+                name.contains(secret)
+                    || profile
+                        .iter()
+                        .any(|(k, v)| k != "aws_secret_access_key" && v.contains(secret))
+            });
             assert!(
                 named || !shown.contains(secret),
                 "a secret key is shown: {shown}"

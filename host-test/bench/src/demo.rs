@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::Result;
 use sha2::{Digest, Sha256};
 
-use wif_push_emulator::{Emulator, EmulatorConfig, Endpoint};
+use wif_push_emulator::{Emulator, EmulatorConfig, Endpoint, S3Object};
 use wif_push_host::outbound::{Outbound, Policy, Route};
 use wif_push_host::runtime::{GuestEnv, Runtime, Session, Settings, delivery};
 
@@ -47,8 +47,10 @@ impl Demo {
             "sts.googleapis.com",
             "iamcredentials.googleapis.com",
             "storage.googleapis.com",
-            // AWS STS, for destinations that assume a role (the demo's region).
+            // AWS STS, for destinations that assume a role (the demo's region), and the S3
+            // bucket the demo copies from.
             "sts.us-east-1.amazonaws.com",
+            "exports.s3.us-east-1.amazonaws.com",
         ]
         .iter()
         .map(|host| format!("{host}={addr}").parse().map_err(anyhow::Error::msg))
@@ -163,10 +165,39 @@ pub async fn run(component: Option<&Path>) -> Result<()> {
         );
         bytes += size;
     }
+    // From S3: the object streams from the emulated bucket into the partner's, its S3
+    // CRC32C held against the bytes read.
+    let export: Vec<u8> = (0..12 * MIB).map(|i| (i % 253) as u8).collect();
+    let export_sha256 = hex::encode(Sha256::digest(&export));
+    let export_size = export.len() as u64;
+    demo.emulator
+        .put_s3_object(S3Object::new("exports", "2026-12/orders.parquet", export));
+    let object = delivery::Object {
+        name: "orders.parquet".into(),
+        size: None,
+        content_type: None,
+        metadata: Vec::new(),
+    };
+    let receipt = session
+        .deliver_s3(
+            &demo.destination,
+            "s3://exports/2026-12/orders.parquet",
+            &object,
+        )
+        .await?;
+    println!("{}", wif_push_host::runtime::receipt_json(&receipt, None));
+    anyhow::ensure!(
+        demo.emulator
+            .object(&receipt.name)
+            .is_some_and(|o| o.sha256_hex == export_sha256),
+        "{} is not stored byte for byte",
+        receipt.name
+    );
+    bytes += export_size;
     let seconds = delivering.elapsed().as_secs_f64();
     println!(
-        "\n{} objects and the handshake delivered, {:.1} MiB in {seconds:.2} s ({:.0} MiB/s), byte for byte; \
-         {} token exchange (STS {} + IAM {} requests), {} Cloud Storage requests; total {:.2} s.",
+        "\n{} files, an S3 object and the handshake delivered, {:.1} MiB in {seconds:.2} s ({:.0} MiB/s), \
+         byte for byte; {} token exchange (STS {} + IAM {} requests), {} Cloud Storage requests; total {:.2} s.",
         files.len(),
         bytes as f64 / MIB as f64,
         bytes as f64 / MIB as f64 / seconds,

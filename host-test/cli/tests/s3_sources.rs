@@ -293,3 +293,85 @@ fn the_sidecar_copies_one_s3_object_a_request() {
         .unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+/// The emulator's S3: a read that breaks mid-object resumes through the component on the same
+/// version; a bucket in another region is followed there; a composite checksum is not taken for
+/// the object's; a FULL_OBJECT CRC32C that disagrees with the bytes creates nothing.
+#[test]
+fn the_emulated_s3_breaks_a_read_and_the_component_resumes_it() {
+    use sha2::Digest as _;
+    use wif_push_emulator::{Endpoint, S3Checksum, S3Object};
+
+    let big: Vec<u8> = (0..20u32 << 20)
+        .map(|i| (i.wrapping_mul(7) % 251) as u8)
+        .collect();
+    let mut config = EmulatorConfig::demo();
+    config.s3_objects = vec![
+        S3Object {
+            break_after: Some(5 << 20),
+            ..S3Object::new("exports", "big.bin", big.clone())
+        },
+        S3Object {
+            checksum: S3Checksum::Composite { parts: 3 },
+            ..S3Object::new("exports", "composite.bin", b"made of parts".to_vec())
+        },
+        S3Object {
+            checksum: S3Checksum::WrongFullObjectCrc32c,
+            ..S3Object::new("exports", "wrong.bin", b"disagrees".to_vec())
+        },
+        S3Object {
+            region: "eu-west-1".into(),
+            ..S3Object::new("far-away", "x.txt", b"from Ireland".to_vec())
+        },
+    ];
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let demo = runtime.block_on(Demo::start(config)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("dest.toml");
+    std::fs::write(&dest, common::dest_toml(&demo, "")).unwrap();
+    let args = [
+        OsStr::new("deliver"),
+        "--config".as_ref(),
+        dest.as_os_str(),
+        "s3://exports/big.bin".as_ref(),
+        "s3://exports/composite.bin".as_ref(),
+        "s3://far-away/x.txt".as_ref(),
+        "s3://exports/wrong.bin".as_ref(),
+    ];
+    let mut cmd = common::host_test_against(&demo, &args);
+    for host in [
+        "exports.s3.us-east-1.amazonaws.com",
+        "far-away.s3.us-east-1.amazonaws.com",
+        "far-away.s3.eu-west-1.amazonaws.com",
+    ] {
+        cmd.arg("--connect-to")
+            .arg(format!("{host}={}", demo.emulator.addr()));
+    }
+    let output = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert_eq!(stdout.lines().count(), 3, "{stdout}\n{stderr}");
+
+    let object = demo.emulator.object("big.bin").expect("big.bin delivered");
+    assert_eq!(object.sha256_hex, hex::encode(sha2::Sha256::digest(&big)));
+    assert!(stderr.contains("the read broke at byte"), "{stderr}");
+    let resumed = demo
+        .emulator
+        .log()
+        .into_iter()
+        .filter(|e| e.endpoint == Endpoint::S3 && e.status == 206)
+        .count();
+    assert_eq!(resumed, 1);
+    let receipts = receipts(&stdout);
+    assert_eq!(
+        receipts["composite.bin"]["source"]["checksum_type"],
+        "COMPOSITE"
+    );
+    assert!(demo.emulator.object("x.txt").is_some(), "{stderr}");
+    assert!(demo.emulator.object("wrong.bin").is_none());
+    assert!(
+        stderr.contains("the source's CRC32C is AAAAAA=="),
+        "{stderr}"
+    );
+}

@@ -8,7 +8,10 @@
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SessionTokenMode, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, PercentEncodingMode, SessionTokenMode, SignableBody, SignableRequest,
+    SigningSettings, UriPathNormalizationMode,
+};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use http::{HeaderMap, StatusCode};
@@ -42,7 +45,7 @@ pub(crate) fn handle(state: &State, headers: &HeaderMap, body: &[u8]) -> Option<
     let reply = match form.get("Action")? {
         "AssumeRole" => assume_role(state, headers, body, &form),
         "AssumeRoleWithWebIdentity" => web_identity(state, &form),
-        other => Err(error(
+        other => Err(error_xml(
             StatusCode::BAD_REQUEST,
             "InvalidAction",
             &format!("Could not find operation {other} for version 2011-06-15"),
@@ -51,7 +54,8 @@ pub(crate) fn handle(state: &State, headers: &HeaderMap, body: &[u8]) -> Option<
     Some(reply.unwrap_or_else(|e| e))
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Reply {
+/// An error as AWS's query APIs and S3 write it.
+pub(crate) fn error_xml(status: StatusCode, code: &str, message: &str) -> Reply {
     let xml = format!(
         "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>\
          <Type>Sender</Type><Code>{code}</Code><Message>{}</Message></Error>\
@@ -73,10 +77,10 @@ fn assume_role(
     body: &[u8],
     form: &Form,
 ) -> Result<Reply, Reply> {
-    let caller = verify(state, headers, body)?;
+    let (caller, _) = verify_sigv4(state, "POST", "/", "", headers, body, "sts")?;
     let role_arn = form.get("RoleArn").unwrap_or_default();
     let denied = || {
-        error(
+        error_xml(
             StatusCode::FORBIDDEN,
             "AccessDenied",
             &format!(
@@ -96,7 +100,7 @@ fn web_identity(state: &State, form: &Form) -> Result<Reply, Reply> {
     let role_arn = form.get("RoleArn").unwrap_or_default();
     let token = form.get("WebIdentityToken").unwrap_or_default();
     let role = find_role(state, role_arn).ok_or_else(|| {
-        error(
+        error_xml(
             StatusCode::FORBIDDEN,
             "AccessDenied",
             "Not authorized to perform sts:AssumeRoleWithWebIdentity",
@@ -107,7 +111,7 @@ fn web_identity(state: &State, form: &Form) -> Result<Reply, Reply> {
         .as_deref()
         .is_some_and(|t| bool::from(t.as_bytes().ct_eq(token.as_bytes())));
     if !accepted {
-        return Err(error(
+        return Err(error_xml(
             StatusCode::BAD_REQUEST,
             "InvalidIdentityToken",
             "The web identity token that was passed could not be validated by AWS. Get a new \
@@ -134,7 +138,7 @@ fn issue(state: &State, role: AwsRole, form: &Form, action: &str) -> Result<Repl
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
     if !valid_session {
-        return Err(error(
+        return Err(error_xml(
             StatusCode::BAD_REQUEST,
             "ValidationError",
             "1 validation error detected: Value at 'roleSessionName' failed to satisfy \
@@ -179,10 +183,20 @@ fn issue(state: &State, role: AwsRole, form: &Form, action: &str) -> Result<Repl
     Ok(Reply::xml(StatusCode::OK, xml, outcome))
 }
 
-/// The identity whose signature `AssumeRole` carries, checked as AWS checks it.
-fn verify(state: &State, headers: &HeaderMap, body: &[u8]) -> Result<AwsIdentity, Reply> {
+/// The identity whose SigV4 signature a request carries, checked as AWS checks it, and the
+/// region it signed for. `service` is `sts` or `s3` (S3 signs its path as sent, without
+/// normalising it, and the payload's hash in `x-amz-content-sha256`).
+pub(crate) fn verify_sigv4(
+    state: &State,
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    service: &str,
+) -> Result<(AwsIdentity, String), Reply> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let refuse = |code: &str, message: &str| error(StatusCode::FORBIDDEN, code, message);
+    let refuse = |code: &str, message: &str| error_xml(StatusCode::FORBIDDEN, code, message);
     let authorization = header("authorization").ok_or_else(|| {
         refuse(
             "MissingAuthenticationToken",
@@ -196,8 +210,13 @@ fn verify(state: &State, headers: &HeaderMap, body: &[u8]) -> Result<AwsIdentity
         )
     })?;
     let invalid = || {
+        let code = if service == "s3" {
+            "InvalidAccessKeyId"
+        } else {
+            "InvalidClientTokenId"
+        };
         refuse(
-            "InvalidClientTokenId",
+            code,
             "The security token included in the request is invalid.",
         )
     };
@@ -219,7 +238,12 @@ fn verify(state: &State, headers: &HeaderMap, body: &[u8]) -> Result<AwsIdentity
     }
     let host = header("host").unwrap_or_default();
     let signed: Vec<&str> = claimed.signed_headers.split(';').collect();
-    let excluded = ["x-amz-date", "x-amz-security-token", "authorization"];
+    let excluded = [
+        "x-amz-date",
+        "x-amz-security-token",
+        "authorization",
+        "x-amz-content-sha256",
+    ];
     let to_sign = headers.iter().filter_map(|(name, value)| {
         let name = name.as_str();
         (signed.contains(&name) && !excluded.contains(&name))
@@ -232,13 +256,11 @@ fn verify(state: &State, headers: &HeaderMap, body: &[u8]) -> Result<AwsIdentity
             "The request signature we calculated does not match the signature you provided.",
         )
     };
-    let signable = SignableRequest::new(
-        "POST",
-        format!("https://{host}/"),
-        to_sign,
-        SignableBody::Bytes(body),
-    )
-    .map_err(|_| mismatch())?;
+    let url = if query.is_empty() {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}{path}?{query}")
+    };
     let mut settings = SigningSettings::default();
     settings.excluded_headers = None;
     settings.session_token_mode = if signed.contains(&"x-amz-security-token") {
@@ -246,6 +268,18 @@ fn verify(state: &State, headers: &HeaderMap, body: &[u8]) -> Result<AwsIdentity
     } else {
         SessionTokenMode::Exclude
     };
+    let content_sha256 = header("x-amz-content-sha256")
+        .unwrap_or_default()
+        .to_owned();
+    let payload = if service == "s3" {
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        SignableBody::Precomputed(content_sha256)
+    } else {
+        SignableBody::Bytes(body)
+    };
+    let signable = SignableRequest::new(method, url, to_sign, payload).map_err(|_| mismatch())?;
     let keys: Identity = Credentials::from_keys(
         &identity.access_key_id,
         &identity.secret_access_key,
@@ -255,7 +289,7 @@ fn verify(state: &State, headers: &HeaderMap, body: &[u8]) -> Result<AwsIdentity
     let params = v4::SigningParams::builder()
         .identity(&keys)
         .region(claimed.region)
-        .name("sts")
+        .name(service)
         .time(SystemTime::from(signed_at))
         .settings(settings)
         .build()
@@ -276,5 +310,5 @@ fn verify(state: &State, headers: &HeaderMap, body: &[u8]) -> Result<AwsIdentity
     if !bool::from(recomputed.as_bytes().ct_eq(claimed.signature.as_bytes())) {
         return Err(mismatch());
     }
-    Ok(identity)
+    Ok((identity, claimed.region.to_owned()))
 }

@@ -18,12 +18,14 @@ mod aws_sts;
 mod gcs;
 mod iam;
 mod reply;
+mod s3;
 mod server;
 mod state;
 mod sts;
 mod subject_token;
 
 pub use gcs::{Fault, FaultPlan, GcsLog, RandomFaults, StoredObject};
+pub use s3::{S3Checksum, S3Object};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -102,6 +104,8 @@ pub struct EmulatorConfig {
     pub identities: Vec<AwsIdentity>,
     /// The roles AWS STS lets assume (`aws_role_arn`, web identity).
     pub aws_roles: Vec<AwsRole>,
+    /// What the emulated S3 holds (see [`Emulator::put_s3_object`]).
+    pub s3_objects: Vec<S3Object>,
     /// The provider's attribute condition: `assertion.arn.startsWith(PREFIX)` for any PREFIX.
     pub allowed_role_arn_prefixes: Vec<String>,
     /// The longest access token IAM issues: 3600 unless the organization policy extends it.
@@ -153,6 +157,7 @@ impl EmulatorConfig {
                 session_token: None,
                 role_arn: "arn:aws:sts::111122223333:assumed-role/wif-push-sender/session".into(),
             }],
+            s3_objects: Vec::new(),
             aws_roles: vec![AwsRole {
                 role_arn: "arn:aws:iam::111122223333:role/wif-push-sender".into(),
                 external_id: None,
@@ -190,6 +195,8 @@ pub enum Endpoint {
     /// AWS STS (`AssumeRole`, `AssumeRoleWithWebIdentity`), at `/` on any host.
     AwsSts,
     Iam,
+    /// S3: GetObject, HeadObject, ListObjectsV2, told apart by the host (`s3.`, `.s3.`).
+    S3,
     /// Cloud Storage's JSON API: uploads, resumable sessions, and object reads (all denied).
     Gcs,
     Other,
@@ -280,6 +287,13 @@ impl Emulator {
 
     pub fn object(&self, name: &str) -> Option<StoredObject> {
         self.state.gcs.object(name)
+    }
+
+    /// Puts `object` in the emulated S3, replacing one of the same bucket and key.
+    pub fn put_s3_object(&self, object: S3Object) {
+        let mut objects = state::lock(&self.state.s3);
+        objects.retain(|o| o.bucket != object.bucket || o.key != object.key);
+        objects.push(object);
     }
 
     /// Replaces the fault plan: later Cloud Storage requests meet the new faults (the random

@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 
 use crate::reply::Reply;
 use crate::state::{State, lock};
-use crate::{Endpoint, LogEntry, aws_sts, gcs, iam, sts};
+use crate::{Endpoint, LogEntry, aws_sts, gcs, iam, s3, sts};
 
 /// Google's front end refuses larger requests; none of these endpoints needs more.
 const MAX_BODY_BYTES: usize = 1 << 20;
@@ -60,7 +60,98 @@ impl fmt::Display for ConnectionDropped {
 
 impl std::error::Error for ConnectionDropped {}
 
+/// An answer's body: whole, or (a read made to break) some bytes and then a broken connection.
+pub(crate) enum Body {
+    Whole(Option<Bytes>),
+    Broken(Option<Bytes>),
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        let frame = match &mut *self {
+            Body::Whole(data) => data.take().map(|d| Ok(hyper::body::Frame::data(d))),
+            Body::Broken(data) => Some(match data.take() {
+                Some(d) => Ok(hyper::body::Frame::data(d)),
+                None => Err(std::io::Error::other("the emulated connection broke")),
+            }),
+        };
+        std::task::Poll::Ready(frame)
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            Body::Whole(Some(d)) => hyper::body::SizeHint::with_exact(d.len() as u64),
+            Body::Whole(None) => hyper::body::SizeHint::with_exact(0),
+            Body::Broken(_) => hyper::body::SizeHint::default(),
+        }
+    }
+}
+
+fn whole(response: Response<Full<Bytes>>) -> Response<Body> {
+    // A `Full` body is one frame of data, at once.
+    let (parts, full) = response.into_parts();
+    let bytes = ready_bytes(full);
+    Response::from_parts(parts, Body::Whole(Some(bytes)))
+}
+
+/// The bytes of a `Full` body, which is ready at once.
+fn ready_bytes(full: Full<Bytes>) -> Bytes {
+    let mut full = std::pin::pin!(full);
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    match hyper::body::Body::poll_frame(full.as_mut(), &mut cx) {
+        std::task::Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
+        _ => Bytes::new(),
+    }
+}
+
 async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ConnectionDropped> {
+    if !s3::is_s3(req.headers()) {
+        return handle_google(state, req).await.map(whole);
+    }
+    let (parts, _body) = req.into_parts();
+    let endpoint = Endpoint::S3;
+    lock(&state.arrivals).push((endpoint, Instant::now()));
+    let answer = s3::handle(
+        &state,
+        &parts.method,
+        parts.uri.path(),
+        parts.uri.query().unwrap_or_default(),
+        &parts.headers,
+    );
+    let (status, outcome, response) = match answer {
+        s3::Answer::Reply(reply) => (
+            reply.status,
+            reply.outcome.clone(),
+            whole(reply.into_response()),
+        ),
+        s3::Answer::Object(object) => (
+            object.status,
+            object.outcome.clone(),
+            object.into_response(),
+        ),
+    };
+    lock(&state.log).push(LogEntry {
+        endpoint,
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+        status: status.as_u16(),
+        outcome,
+        gcs: None,
+    });
+    Ok(response)
+}
+
+async fn handle_google(
     state: Arc<State>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, ConnectionDropped> {

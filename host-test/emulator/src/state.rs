@@ -35,6 +35,8 @@ pub(crate) struct State {
     pub(crate) gcs: gcs::GcsState,
     /// Temporary keys the emulated AWS STS issued (assumed roles).
     pub(crate) assumed: Mutex<Vec<AwsIdentity>>,
+    /// The emulated S3's objects.
+    pub(crate) s3: Mutex<Vec<crate::S3Object>>,
 }
 
 /// A poisoned lock only means another request panicked; the data is still consistent.
@@ -47,6 +49,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl State {
     pub(crate) fn new(config: EmulatorConfig, storage_dir: Option<&Path>) -> anyhow::Result<Self> {
         Ok(State {
+            s3: Mutex::new(config.s3_objects.clone()),
             now: Mutex::new(config.now),
             gcs: gcs::GcsState::new(
                 storage_dir,
