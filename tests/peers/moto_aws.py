@@ -12,6 +12,7 @@ The set-up:
   sts:AssumeRole (to chain onwards);
 - role `second-hop`, trusted by anyone, for profile chains;
 - role `irsa`, for AssumeRoleWithWebIdentity (moto does not check the token itself);
+- role `no-s3`, allowed nothing on S3;
 - with `--s3`, S3 bucket `exports`: `single/crc.bin` (one PUT with its CRC32C), `multi/full.bin` and
   `multi/composite.bin` (multipart with a FULL_OBJECT and a COMPOSITE CRC32C: moto 5.2.5 reports
   a FULL_OBJECT CRC32C that does not match the object's bytes), `plain/none.bin` (no checksum),
@@ -49,6 +50,13 @@ ALLOW_ASSUME = json.dumps(
         "Statement": [
             {"Effect": "Allow", "Action": ["sts:AssumeRole", "s3:*"], "Resource": "*"}
         ],
+    }
+)
+
+ONLY_ASSUME = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}],
     }
 )
 
@@ -93,13 +101,14 @@ def main():
     iam.put_user_policy(UserName="pipeline", PolicyName="assume", PolicyDocument=ALLOW_ASSUME)
     key = iam.create_access_key(UserName="pipeline")["AccessKey"]
     roles = {}
-    for name, condition in [
-        ("partner-delivery", {"StringEquals": {"sts:ExternalId": "partner-a"}}),
-        ("second-hop", None),
-        ("irsa", None),
+    for name, condition, policy in [
+        ("partner-delivery", {"StringEquals": {"sts:ExternalId": "partner-a"}}, ALLOW_ASSUME),
+        ("second-hop", None, ALLOW_ASSUME),
+        ("irsa", None, ALLOW_ASSUME),
+        ("no-s3", None, ONLY_ASSUME),
     ]:
         role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust(condition))
-        iam.put_role_policy(RoleName=name, PolicyName="assume", PolicyDocument=ALLOW_ASSUME)
+        iam.put_role_policy(RoleName=name, PolicyName="assume", PolicyDocument=policy)
         roles[name] = role["Role"]["Arn"]
     objects = {}
     if "--s3" in sys.argv:

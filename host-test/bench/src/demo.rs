@@ -50,7 +50,7 @@ impl Demo {
             // AWS STS, for destinations that assume a role (the demo's region), and the S3
             // bucket the demo copies from.
             "sts.us-east-1.amazonaws.com",
-            "exports.s3.us-east-1.amazonaws.com",
+            "wif-push-demo.s3.us-east-1.amazonaws.com",
         ]
         .iter()
         .map(|host| format!("{host}={addr}").parse().map_err(anyhow::Error::msg))
@@ -170,8 +170,11 @@ pub async fn run(component: Option<&Path>) -> Result<()> {
     let export: Vec<u8> = (0..12 * MIB).map(|i| (i % 253) as u8).collect();
     let export_sha256 = hex::encode(Sha256::digest(&export));
     let export_size = export.len() as u64;
-    demo.emulator
-        .put_s3_object(S3Object::new("exports", "2026-12/orders.parquet", export));
+    demo.emulator.put_s3_object(S3Object::new(
+        "wif-push-demo",
+        "2026-12/orders.parquet",
+        export,
+    ));
     let object = delivery::Object {
         name: "orders.parquet".into(),
         size: None,
@@ -181,7 +184,7 @@ pub async fn run(component: Option<&Path>) -> Result<()> {
     let receipt = session
         .deliver_s3(
             &demo.destination,
-            "s3://exports/2026-12/orders.parquet",
+            "s3://wif-push-demo/2026-12/orders.parquet",
             &object,
         )
         .await?;

@@ -301,6 +301,13 @@ fn a_role_assumed_at_the_emulator_serves_every_delivery_of_a_command() {
         exchanged.outcome,
         format!("federated token issued to {session}")
     );
+    // The assumed keys are canaries: never shown.
+    for assumed in demo.emulator.assumed_identities() {
+        let token = assumed.session_token.unwrap();
+        for secret in [assumed.secret_access_key.as_str(), token.as_str()] {
+            assert!(!stdout.contains(secret) && !stderr.contains(secret));
+        }
+    }
 }
 
 #[test]

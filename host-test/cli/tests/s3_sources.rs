@@ -208,6 +208,64 @@ fn a_prefix_is_listed_page_by_page_and_refusals_are_named() {
     assert!(stderr.contains("NoSuchBucket"), "{stderr}");
     assert!(stderr.contains("does not name a bucket"), "{stderr}");
     assert_eq!(stderr.lines().count(), 4, "{stderr}");
+
+    // The pipeline's identity may not read S3 (a profile whose role has no S3 permission):
+    // each call names the permission it lacks; nothing is created.
+    let config = setup.dir.path().join("aws-config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile no-s3]\nrole_arn = {}\nsource_profile = keys\n",
+            setup.moto.info["roles"]["no-s3"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let credentials = setup.dir.path().join("aws-credentials");
+    std::fs::write(
+        &credentials,
+        format!(
+            "[keys]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            setup.moto.text("access_key_id"),
+            setup.moto.text("secret_access_key")
+        ),
+    )
+    .unwrap();
+    let dest = setup.dir.path().join("dest.toml");
+    // The first route for a host wins: AWS STS is moto's here, not the emulator's.
+    let moto_sts = format!(
+        "sts.us-east-1.amazonaws.com=127.0.0.1:{}",
+        setup.moto.info["port"]
+    );
+    let args = [
+        OsStr::new("deliver"),
+        "--config".as_ref(),
+        dest.as_os_str(),
+        "--connect-to".as_ref(),
+        moto_sts.as_ref(),
+        "s3://exports/single/crc.bin".as_ref(),
+        "s3://exports/plain/".as_ref(),
+    ];
+    let output = setup
+        .command(&args)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_PROFILE", "no-s3")
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("GetObject") && stderr.contains("needs s3:GetObject"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ListObjectsV2") && stderr.contains("needs s3:ListBucket"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&setup.moto.text("secret_access_key")));
+    assert!(setup.demo.emulator.object("in/crc.bin").is_none());
 }
 
 /// `POST body` to the sidecar at `addr`; the status and the body of the answer.
@@ -374,4 +432,107 @@ fn the_emulated_s3_breaks_a_read_and_the_component_resumes_it() {
         stderr.contains("the source's CRC32C is AAAAAA=="),
         "{stderr}"
     );
+}
+
+/// Through the library (`plan-s3`, `deliver-s3`) into fake-gcs-server, read back with
+/// google-cloud-storage: the objects moto holds arrive byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_objects_read_back_identically_from_fake_gcs_server() {
+    use wif_push_emulator::Emulator;
+    use wif_push_host::outbound::{Outbound, Policy, Route};
+    use wif_push_host::runtime::{GuestEnv, Runtime, Session, Settings, delivery};
+
+    let moto = tokio::task::spawn_blocking(Moto::start).await.unwrap();
+    let gcs = common::FakeGcs::start("partner-inbox");
+    let mut config = EmulatorConfig::demo();
+    config.provider_id = "aws-sender".into();
+    config.identities.push(AwsIdentity {
+        access_key_id: moto.text("access_key_id"),
+        secret_access_key: moto.text("secret_access_key"),
+        session_token: None,
+        role_arn: "arn:aws:sts::111122223333:assumed-role/wif-push-sender/pipeline".into(),
+    });
+    let google = Emulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let routes: Vec<Route> = [
+        format!("sts.googleapis.com={}", google.addr()),
+        format!("iamcredentials.googleapis.com={}", google.addr()),
+        format!("storage.googleapis.com={}", gcs.addr),
+        format!(
+            "exports.s3.us-east-1.amazonaws.com=127.0.0.1:{}",
+            moto.info["port"]
+        ),
+    ]
+    .iter()
+    .map(|r| r.parse().unwrap())
+    .collect();
+    let (key, secret) = (moto.text("access_key_id"), moto.text("secret_access_key"));
+    let env = GuestEnv::aws(|name| match name {
+        "AWS_ACCESS_KEY_ID" => Some(key.clone()),
+        "AWS_SECRET_ACCESS_KEY" => Some(secret.clone()),
+        _ => None,
+    });
+    let runtime = Runtime::load(None).unwrap();
+    let outbound = Outbound::new(Policy::new(&[], routes)).unwrap();
+    let mut session = Session::new(&runtime, &env, outbound).await.unwrap();
+    let c = google.config();
+    let destination = Settings {
+        project_number: Some(c.project_number.clone()),
+        pool_id: Some(c.pool_id.clone()),
+        provider_id: Some(c.provider_id.clone()),
+        service_account: Some(c.service_account.clone()),
+        bucket: Some("partner-inbox".into()),
+        prefix: Some("from-s3/".into()),
+        aws_region: Some("us-east-1".into()),
+        ..Default::default()
+    };
+    let mut planned = Vec::new();
+    for uri in [
+        "s3://exports/plain/",
+        "s3://exports/single/crc.bin",
+        "s3://exports/multi/composite.bin",
+    ] {
+        planned.extend(session.plan_s3(&destination, uri).await.unwrap());
+    }
+    assert_eq!(planned.len(), 5, "{planned:?}");
+    let mut names = Vec::new();
+    for item in &planned {
+        let object = delivery::Object {
+            name: item.name.clone(),
+            size: item.size,
+            content_type: None,
+            metadata: Vec::new(),
+        };
+        let receipt = session
+            .deliver_s3(&destination, &item.source, &object)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e:#}", item.source));
+        assert_eq!(receipt.source.as_ref().unwrap().uri, item.source);
+        let key = item.source.strip_prefix("s3://").unwrap().to_owned();
+        names.push((receipt.name, key));
+    }
+    let mut read_back = Command::new(common::python());
+    read_back
+        .arg(common::repo_root().join("tests/peers/gcs_read_back.py"))
+        .arg(format!("http://{}", gcs.addr))
+        .arg("partner-inbox")
+        .args(names.iter().map(|(name, _)| name));
+    let out = tokio::task::spawn_blocking(move || read_back.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (name, key) in &names {
+        let expected = &moto.info["objects"][key];
+        assert_eq!(stored[name]["size"], expected["size"], "{name}");
+        assert_eq!(stored[name]["sha256"], expected["sha256"], "{name}");
+    }
+    tokio::task::spawn_blocking(move || drop(moto))
+        .await
+        .unwrap();
 }

