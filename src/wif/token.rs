@@ -175,12 +175,7 @@ impl TokenSource {
         destination: &Destination,
         at: Option<OffsetDateTime>,
     ) -> Result<Secret, Error> {
-        let region = aws::region(
-            io,
-            destination.aws_region.as_deref(),
-            &destination.federation.aws,
-            destination.imds_v1_fallback,
-        )?;
+        let region = region(io, destination)?;
         let credentials = self.aws_credentials(io, destination, &region)?;
         let time = at.unwrap_or_else(|| io.now());
         let target = if destination.sign_target_resource {
@@ -219,12 +214,7 @@ impl TokenSource {
         io: &mut dyn Io,
         destination: &Destination,
     ) -> Result<(AwsCredentials, String), Error> {
-        let region = aws::region(
-            io,
-            destination.aws_region.as_deref(),
-            &destination.federation.aws,
-            destination.imds_v1_fallback,
-        )?;
+        let region = region(io, destination)?;
         let base = self.base_credentials(io, destination, &region)?;
         Ok((base, region))
     }
@@ -343,6 +333,16 @@ impl TokenSource {
         });
         result
     }
+}
+
+/// The destination's AWS region: its setting, the environment, or the instance's zone.
+fn region(io: &mut dyn Io, destination: &Destination) -> Result<String, Error> {
+    aws::region(
+        io,
+        destination.aws_region.as_deref(),
+        &destination.federation.aws,
+        destination.imds_v1_fallback,
+    )
 }
 
 fn clone_request(request: &Request) -> Request {

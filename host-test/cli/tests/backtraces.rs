@@ -5,7 +5,7 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::io::{BufRead as _, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::process::{Command, Stdio};
 
 use wif_push_bench::demo::Demo;
@@ -169,12 +169,8 @@ fn the_sidecar_answers_a_trap_without_a_backtrace() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().rsplit("http://").next().unwrap().to_owned();
-    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    let addr = common::served_at(&mut child);
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
     let body = vec![1u8; 1 << 20];
     let head = format!(
         "PUT /v1/objects/big.bin HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\
@@ -190,10 +186,7 @@ fn the_sidecar_answers_a_trap_without_a_backtrace() {
     assert!(answer.contains("\"step\":\"component\""), "{answer}");
     let (_, answer_body) = answer.split_once("\r\n\r\n").unwrap();
     assert_no_backtrace("the sidecar's answer", answer_body);
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    common::sigterm(&child);
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
     assert_no_backtrace("serve's log", &String::from_utf8_lossy(&output.stderr));

@@ -191,9 +191,14 @@ fn the_demo_runs_with_no_setup() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The handshake, four files and one object copied from S3.
     assert_eq!(
         stdout.matches("\"status\":\"delivered\"").count(),
-        5,
+        6,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\"checksum_type\":\"FULL_OBJECT\""),
         "{stdout}"
     );
     assert!(stdout.contains("byte for byte"), "{stdout}");

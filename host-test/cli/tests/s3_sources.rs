@@ -303,11 +303,7 @@ fn the_sidecar_copies_one_s3_object_a_request() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().rsplit("http://").next().unwrap().to_owned();
+    let addr = common::served_at(&mut child).to_string();
 
     let json = "application/json";
     let (status, body) = post(
@@ -345,10 +341,7 @@ fn the_sidecar_copies_one_s3_object_a_request() {
     );
     assert_eq!(status, 415);
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    common::sigterm(&child);
     assert!(child.wait().unwrap().success());
 }
 

@@ -411,31 +411,6 @@ async fn a_misconfigured_sidecar_says_which_variable_to_fix() {
     server.shutdown().await;
 }
 
-/// The address a `host-test serve` child says it serves on (its first line of output).
-fn served_at(child: &mut std::process::Child) -> SocketAddr {
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    line.trim()
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap_or_else(|e| panic!("{line:?}: {e}"))
-}
-
-/// Sends SIGTERM to a child the test started.
-fn sigterm(child: &std::process::Child) {
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-}
-
 #[test]
 fn the_cli_serves_until_sigterm_and_refuses_remote_addresses() {
     let refused = common::host_test(
@@ -477,7 +452,7 @@ fn the_cli_serves_until_sigterm_and_refuses_remote_addresses() {
         cmd.env(name, value);
     }
     let mut child = cmd.spawn().unwrap();
-    let addr = served_at(&mut child);
+    let addr = common::served_at(&mut child);
     let (status, receipt) = runtime.block_on(send(
         addr,
         "PUT",
@@ -486,7 +461,7 @@ fn the_cli_serves_until_sigterm_and_refuses_remote_addresses() {
         "from the CLI".into(),
     ));
     assert_eq!(status, 201, "{receipt}");
-    sigterm(&child);
+    common::sigterm(&child);
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -729,7 +704,7 @@ fn startup_names_a_broken_destination_and_serves_the_others() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let addr = served_at(&mut child);
+    let addr = common::served_at(&mut child);
     let (status, receipt) = runtime.block_on(send(
         addr,
         "PUT",
@@ -738,7 +713,7 @@ fn startup_names_a_broken_destination_and_serves_the_others() {
         "fine".into(),
     ));
     assert_eq!(status, 201, "{receipt}");
-    sigterm(&child);
+    common::sigterm(&child);
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     let line = stderr
@@ -771,7 +746,7 @@ fn emulate_removes_its_store_on_sigterm() {
     }
     let dir = dir.expect("the store's directory is printed");
     assert!(dir.is_dir(), "{}", dir.display());
-    sigterm(&child);
+    common::sigterm(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert!(!dir.exists(), "{} is left behind", dir.display());
