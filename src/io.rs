@@ -103,8 +103,10 @@ pub enum TransportErrorKind {
     /// TLS failed (certificate, protocol version, alert): the endpoint and this host do not
     /// agree, and another attempt will not change that.
     Tls,
-    /// The connection broke, or the answer was malformed or too large.
+    /// The connection broke, or the answer was malformed.
     Protocol,
+    /// The answer was larger than an answer of its kind may be: asking again gets the same.
+    TooLarge,
 }
 
 impl TransportError {
@@ -119,7 +121,7 @@ impl TransportError {
     pub fn is_transient(&self) -> bool {
         !matches!(
             self.kind,
-            TransportErrorKind::Denied | TransportErrorKind::Tls
+            TransportErrorKind::Denied | TransportErrorKind::Tls | TransportErrorKind::TooLarge
         )
     }
 }

@@ -36,6 +36,14 @@ impl Secret {
     }
 }
 
+/// Marks a request's `x-amz-security-token` sensitive, so `Debug` of the request never shows
+/// the session token.
+pub fn hide_session_token(headers: &mut http::HeaderMap) {
+    if let Some(token) = headers.get_mut("x-amz-security-token") {
+        token.set_sensitive(true);
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret([redacted])")

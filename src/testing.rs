@@ -144,7 +144,7 @@ impl Io for SharedIo {
     }
 
     fn random_u64(&mut self) -> u64 {
-        0
+        self.0.borrow_mut().random_u64()
     }
 
     fn log(&mut self, message: &str) {

@@ -39,6 +39,15 @@ use crate::io::{Io, Request, Response};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The domain of AWS's endpoints in `region`: China's regions have their own.
+pub fn dns_suffix(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    }
+}
+
 /// An environment variable, unless unset or blank.
 pub(crate) fn env(io: &dyn Io, name: &str) -> Option<String> {
     io.env(name).filter(|v| !v.trim().is_empty())

@@ -33,7 +33,7 @@ pub fn endpoint(io: &dyn Io, region: Option<&str>) -> Result<String, Error> {
         }
     }
     Ok(match region {
-        Some(region) => format!("https://sts.{region}.amazonaws.com"),
+        Some(region) => format!("https://sts.{region}.{}", super::dns_suffix(region)),
         None => "https://sts.amazonaws.com".to_owned(),
     })
 }
@@ -168,12 +168,14 @@ pub fn assume_role_request(
     for (name, value) in &signed.headers {
         request = request.header(name, value);
     }
-    request.body(body).map_err(|_| {
+    let mut request = request.body(body).map_err(|_| {
         Error::new(
             Step::AwsCredentials,
             "the signed AssumeRole request is invalid",
         )
-    })
+    })?;
+    crate::secret::hide_session_token(request.headers_mut());
+    Ok(request)
 }
 
 /// The `AssumeRoleWithWebIdentity` request: the token is its only credential.
@@ -252,12 +254,12 @@ pub fn parse(response: &Response, call: Call, role: &RoleRequest) -> Result<AwsC
         field("SecretAccessKey"),
         field("SessionToken"),
     ) else {
+        // A 200 answer may hold keys even when it is malformed: it is never quoted.
         return Err(Error::new(
             Step::AwsCredentials,
             format!(
-                "AWS STS {} answered 200 without credentials: {}",
-                call.name(),
-                excerpt(response.body(), 100)
+                "AWS STS {} answered 200 without AccessKeyId, SecretAccessKey and SessionToken",
+                call.name()
             ),
         ));
     };
@@ -440,9 +442,19 @@ mod tests {
 
     #[test]
     fn answers_that_are_not_credentials_are_refused() {
-        for body in ["", "<a>", "<X><AccessKeyId>A</AccessKeyId></X>", "\u{0}"] {
+        for body in [
+            "",
+            "<a>",
+            "<X><AccessKeyId>A</AccessKeyId></X>",
+            "\u{0}",
+            "<X><SecretAccessKey>canary-half</SecretAccessKey>",
+        ] {
             let e = parse(&answer(200, body), Call::AssumeRole, &role()).unwrap_err();
-            assert!(e.message.contains("without credentials"), "{e}");
+            assert!(
+                e.message.contains("answered 200 without AccessKeyId"),
+                "{e}"
+            );
+            assert!(!e.message.contains("canary"), "{e}");
         }
     }
 
@@ -451,7 +463,7 @@ mod tests {
         let creds = Credentials {
             access_key_id: "AKIDEXAMPLE".into(),
             secret_access_key: Secret::new("canary-secret"),
-            session_token: None,
+            session_token: Some(Secret::new("canary-session")),
         };
         let request = assume_role_request(
             "https://sts.eu-west-1.amazonaws.com",
@@ -478,6 +490,10 @@ mod tests {
         assert_eq!(
             endpoint(&io, Some("eu-west-1")).unwrap(),
             "https://sts.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            endpoint(&io, Some("cn-north-1")).unwrap(),
+            "https://sts.cn-north-1.amazonaws.com.cn"
         );
         io.set_env("AWS_ENDPOINT_URL", "http://127.0.0.1:5000/");
         assert_eq!(endpoint(&io, None).unwrap(), "http://127.0.0.1:5000");

@@ -386,7 +386,10 @@ fn read_all(body: &IncomingBody) -> Result<Vec<u8>, TransportError> {
             Ok(chunk) => {
                 bytes.extend_from_slice(&chunk);
                 if bytes.len() > MAX_RESPONSE_BYTES {
-                    return Err(protocol("the response is larger than 1 MiB"));
+                    return Err(TransportError::new(
+                        TransportErrorKind::TooLarge,
+                        "the response is larger than 1 MiB",
+                    ));
                 }
             }
             Err(StreamError::Closed) => return Ok(bytes),

@@ -144,9 +144,13 @@ fn read_body(request: IncomingRequest, max: usize) -> Result<Vec<u8>, Answer> {
                 "the request body stream was already taken",
             ));
         };
-        // The stream ends with `closed`, or an error: either way, what arrived is the body.
-        while let Ok(chunk) = stream.blocking_read(16 * 1024) {
-            bytes.extend_from_slice(&chunk);
+        loop {
+            match stream.blocking_read(16 * 1024) {
+                Ok(chunk) => bytes.extend_from_slice(&chunk),
+                Err(wasip2::io::streams::StreamError::Closed) => break,
+                // The client went away mid-body: what arrived is not the request.
+                Err(_) => return Err(Answer::refuse(400, "the request body broke off")),
+            }
             if bytes.len() > max {
                 return Err(Answer::refuse(
                     413,

@@ -55,6 +55,8 @@ pub fn plan(
     let objects = reader::list(io, &mut access, uri)?;
     Ok(objects
         .into_iter()
+        // A key equal to the prefix has no name below it.
+        .filter(|(key, _)| !uri.relative(key).is_empty())
         .map(|(key, size)| Planned {
             name: uri.relative(&key).to_owned(),
             source: S3Uri {

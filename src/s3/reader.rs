@@ -15,8 +15,11 @@ use crate::retry::{Backoff, retry};
 use crate::sigv4::Credentials;
 
 const S3_TIMEOUT: Duration = Duration::from_secs(60);
-/// How many times a broken read is resumed before the delivery gives up.
+/// How many times in a row a broken read is resumed without a byte arriving in between
+/// before the delivery gives up (progress starts the count again).
 const MAX_RESUMES: u32 = 5;
+/// The most objects one prefix may hold: a listing is kept whole in the instance.
+pub const MAX_LISTED: usize = 100_000;
 /// The most of an error answer's body that is read.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
@@ -38,6 +41,8 @@ pub struct S3Reader {
     body: Option<Box<dyn BodyReader>>,
     offset: u64,
     resumes: u32,
+    /// Resumes since the last byte arrived.
+    stalls: u32,
 }
 
 impl S3Reader {
@@ -60,6 +65,7 @@ impl S3Reader {
             body: Some(body),
             offset: 0,
             resumes: 0,
+            stalls: 0,
         })
     }
 
@@ -79,13 +85,15 @@ impl S3Reader {
 
     fn resume(&mut self, why: String) -> Result<(), String> {
         self.body = None;
-        if self.resumes >= MAX_RESUMES {
+        if self.stalls >= MAX_RESUMES {
             return Err(format!(
-                "the read broke at byte {} ({why}) and did not resume after {MAX_RESUMES} tries",
+                "the read broke at byte {} ({why}) and got no further in {MAX_RESUMES} tries; \
+                 nothing was created. Fix: deliver it again when S3 can be reached",
                 self.offset
             ));
         }
         self.resumes += 1;
+        self.stalls += 1;
         self.io.log(&format!(
             "{}: the read broke at byte {} ({why}); resuming there",
             self.uri, self.offset
@@ -94,7 +102,6 @@ impl S3Reader {
             .sleep(Duration::from_millis(200 * u64::from(self.resumes)));
         let pin = Pin {
             etag: self.info.etag.clone(),
-            version_id: self.info.version_id.clone(),
         };
         let (head, body) = get(
             &mut *self.io,
@@ -104,11 +111,20 @@ impl S3Reader {
             &pin,
         )
         .map_err(|e| e.to_string())?;
-        if head.status() != 206 && self.offset > 0 {
+        let starts_here = head
+            .headers()
+            .get("content-range")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("bytes "))
+            .and_then(|v| v.split('-').next())
+            .and_then(|v| v.parse::<u64>().ok())
+            == Some(self.offset);
+        if head.status() != 206 || !starts_here {
             return Err(format!(
-                "S3 answered {} to a ranged read at byte {}",
-                head.status(),
-                self.offset
+                "S3 answered a read from byte {} with {} and not that range; nothing was \
+                 created. Fix: deliver it again",
+                self.offset,
+                head.status()
             ));
         }
         self.body = Some(body);
@@ -136,6 +152,7 @@ impl ByteSource for S3Reader {
                     break;
                 }
                 Ok(n) => {
+                    self.stalls = 0;
                     // More than the object's size would be another object's bytes.
                     if self.offset + n as u64 > self.info.size {
                         return Err(format!(
@@ -203,10 +220,15 @@ fn get(
             Err(other) => access.region = other,
         }
     }
-    Err(Error::new(
+    Err(redirected(&shown))
+}
+
+fn redirected(shown: &str) -> Error {
+    Error::new(
         Step::Read,
-        format!("S3 kept redirecting {shown} to other regions"),
-    ))
+        format!("S3 kept sending {shown} to other regions"),
+    )
+    .with_fix("set aws_region (or AWS_REGION) to the bucket's region")
 }
 
 fn read_small(body: &mut dyn BodyReader) -> Vec<u8> {
@@ -269,11 +291,25 @@ pub fn list(
         });
         match result? {
             Ok(page) => {
+                if page.next.is_some() && page.next == next {
+                    return Err(Error::new(
+                        Step::Read,
+                        format!("S3 answered the same listing page of {shown} twice"),
+                    )
+                    .with_fix("deliver the objects one by one, or ask again later"));
+                }
                 objects.extend(
                     page.objects
                         .into_iter()
                         .filter(|(key, size)| !(key.ends_with('/') && *size == 0)),
                 );
+                if objects.len() > MAX_LISTED {
+                    return Err(Error::new(
+                        Step::Read,
+                        format!("{shown} holds more than {MAX_LISTED} objects"),
+                    )
+                    .with_fix("deliver narrower prefixes, one command each"));
+                }
                 match page.next {
                     Some(token) => next = Some(token),
                     None => return Ok(objects),
@@ -284,10 +320,7 @@ pub fn list(
                 access.region = other;
             }
             Err(_) => {
-                return Err(Error::new(
-                    Step::Read,
-                    format!("S3 kept redirecting {shown} to other regions"),
-                ));
+                return Err(redirected(&shown));
             }
         }
     }
@@ -346,6 +379,7 @@ mod tests {
             http::Response::builder()
                 .status(206)
                 .header("content-length", "6")
+                .header("content-range", "bytes 4-9/10")
                 .body(DATA[4..].to_vec())
                 .unwrap()
         });

@@ -62,7 +62,10 @@ impl S3Endpoint {
                 let (scheme, authority) = base.split_once("://").unwrap_or(("https", base));
                 (scheme.to_owned(), authority.to_owned())
             }
-            None => ("https".to_owned(), format!("s3.{region}.amazonaws.com")),
+            None => (
+                "https".to_owned(),
+                format!("s3.{region}.{}", crate::aws::dns_suffix(region)),
+            ),
         };
         if self.path_style(bucket) {
             format!("{scheme}://{authority}/{bucket}{path}{query}")
@@ -90,11 +93,12 @@ pub fn encode(text: &str, keep_slash: bool) -> String {
     out
 }
 
-/// Which version of an object a read is pinned to.
+/// Which version of an object a read is pinned to: its ETag, sent as `If-Match`. (Not its
+/// version id: S3 authorizes `?versionId=` as `s3:GetObjectVersion`, a permission a pipeline
+/// allowed `s3:GetObject` may not have, and the ETag already pins the bytes.)
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Pin {
     pub etag: Option<String>,
-    pub version_id: Option<String>,
 }
 
 /// GetObject for `uri`, from byte `from` on (the whole object when 0), asking for the
@@ -108,15 +112,11 @@ pub fn get_object(
     from: u64,
     pin: &Pin,
 ) -> Result<http::Request<()>, Error> {
-    let query = match &pin.version_id {
-        Some(version) => format!("versionId={}", encode(version, false)),
-        None => String::new(),
-    };
     let url = endpoint.url(
         region,
         &uri.bucket,
         &format!("/{}", encode(&uri.key, true)),
-        &query,
+        "",
     );
     let range = format!("bytes={from}-");
     let mut headers = vec![("x-amz-checksum-mode", "ENABLED")];
@@ -129,6 +129,9 @@ pub fn get_object(
     signed("GET", &url, headers, credentials, region, now)
 }
 
+/// Keys asked for per ListObjectsV2 page.
+pub const PAGE_KEYS: usize = 500;
+
 /// One page of ListObjectsV2 for the objects under `prefix`.
 pub fn list_objects(
     endpoint: &S3Endpoint,
@@ -139,7 +142,11 @@ pub fn list_objects(
     credentials: &Credentials,
     now: OffsetDateTime,
 ) -> Result<http::Request<()>, Error> {
-    let mut query = vec![("list-type", "2".to_owned())];
+    // 500 keys of at most 1024 bytes, escaped, stay well under the 1 MiB an answer may have.
+    let mut query = vec![
+        ("list-type", "2".to_owned()),
+        ("max-keys", PAGE_KEYS.to_string()),
+    ];
     if !prefix.is_empty() {
         query.push(("prefix", encode(prefix, false)));
     }
@@ -199,7 +206,9 @@ fn signed(
     {
         request = request.header(name, value);
     }
-    request.body(()).map_err(|_| invalid())
+    let mut request = request.body(()).map_err(|_| invalid())?;
+    crate::secret::hide_session_token(request.headers_mut());
+    Ok(request)
 }
 
 #[cfg(test)]
@@ -211,7 +220,7 @@ mod tests {
         Credentials {
             access_key_id: "AKIDEXAMPLE".into(),
             secret_access_key: Secret::new("canary-s3-secret"),
-            session_token: None,
+            session_token: Some(Secret::new("canary-s3-session")),
         }
     }
 
@@ -250,12 +259,11 @@ mod tests {
         };
         let pin = Pin {
             etag: Some("\"e1\"".into()),
-            version_id: Some("v 1".into()),
         };
         let get = get_object(&local, "us-east-1", &uri, &creds(), now, 7, &pin).unwrap();
         assert_eq!(
             get.uri().to_string(),
-            "http://127.0.0.1:5000/exports/a%20b/%C3%BC%2Bx.csv?versionId=v%201"
+            "http://127.0.0.1:5000/exports/a%20b/%C3%BC%2Bx.csv"
         );
         assert_eq!(get.headers()["range"], "bytes=7-");
         assert_eq!(get.headers()["if-match"], "\"e1\"");
@@ -274,7 +282,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             list.uri().to_string(),
-            "https://exports.s3.internal.example/?continuation-token=t%2F1&list-type=2&prefix=2026%2F12%2F"
+            "https://exports.s3.internal.example/?continuation-token=t%2F1&list-type=2&max-keys=500&prefix=2026%2F12%2F"
         );
         assert!(!format!("{list:?}").contains("canary"));
     }

@@ -138,16 +138,11 @@ pub fn tls_roots(ca_bundle: Option<&std::path::Path>) -> anyhow::Result<rustls::
             .with_context(|| format!("read the CA bundle {}", path.display()))?;
         use rustls::pki_types::CertificateDer;
         use rustls::pki_types::pem::PemObject as _;
-        let mut added = 0;
-        for cert in CertificateDer::pem_slice_iter(text.as_bytes()) {
-            let cert = cert.with_context(|| {
-                format!("the CA bundle {} is not PEM certificates", path.display())
-            })?;
-            roots
-                .add(cert)
-                .with_context(|| format!("a certificate of {} is not usable", path.display()))?;
-            added += 1;
-        }
+        let certs = CertificateDer::pem_slice_iter(text.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("the CA bundle {} is not PEM certificates", path.display()))?;
+        // As with the system's roots, a certificate rustls cannot use is passed over.
+        let (added, _ignored) = roots.add_parsable_certificates(certs);
         anyhow::ensure!(
             added > 0,
             "the CA bundle {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",

@@ -5,11 +5,13 @@
 //! before the service can see it. A proxy in front may have read the other length, so such a
 //! request is refused with 400 here (a request-smuggling guard): [`Watched`] wraps the
 //! connection, follows each request's head and body as the bytes go to hyper, and records
-//! which requests are ambiguous; the service asks [`Verdicts::next_is_ambiguous`] for each
+//! which requests are ambiguous; the service asks [`Verdicts::next`] for each
 //! request it is handed, in order (HTTP/1.1 serves a connection's requests one at a time).
 //!
-//! Anything this follower does not understand (a malformed head, an upgrade, an oversized
-//! line) ends the following: hyper refuses such a connection itself.
+//! Anything this follower does not understand (a malformed head, `CONNECT`, an oversized line)
+//! ends the following, and it fails closed: hyper refuses the request it could not follow, or
+//! serves it (a `CONNECT` answered 405), and every later request on that connection is refused
+//! with 400, as no longer known to be framed as the sender meant.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -19,10 +21,11 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// A head is followed up to this size; hyper refuses larger ones (431).
-const MAX_HEAD: usize = 64 * 1024;
-/// Chunk-size and trailer lines longer than this end the following (hyper refuses them).
-const MAX_LINE: usize = 4096;
+/// A head is followed up to the size hyper accepts (larger ones get 431).
+const MAX_HEAD: usize = crate::serve::MAX_HEAD_BYTES;
+/// Chunk-size and trailer lines longer than this end the following (hyper's own limit for
+/// chunk extensions and trailers).
+const MAX_LINE: usize = 16 * 1024;
 /// As many header lines as hyper accepts by default.
 const MAX_HEADERS: usize = 100;
 
@@ -33,27 +36,64 @@ pub struct Verdicts(Arc<Mutex<VerdictState>>);
 #[derive(Default)]
 struct VerdictState {
     ambiguous: BTreeSet<u64>,
+    /// The request after which the follower stopped following.
+    stopped_at: Option<u64>,
     handed_out: u64,
 }
 
+/// What the service should do with a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Serve,
+    /// Both `Content-Length` and `Transfer-Encoding`.
+    Ambiguous,
+    /// After a request the follower could not follow.
+    Unfollowed,
+}
+
+impl Verdict {
+    /// The refusal's words, for a request that is not served.
+    pub fn refusal(self) -> Option<&'static str> {
+        match self {
+            Verdict::Serve => None,
+            Verdict::Ambiguous => Some(AMBIGUOUS),
+            Verdict::Unfollowed => Some(UNFOLLOWED),
+        }
+    }
+}
+
 impl Verdicts {
-    /// Whether the next request the service is handed on this connection is ambiguous.
-    pub fn next_is_ambiguous(&self) -> bool {
+    /// The verdict on the next request the service is handed on this connection.
+    pub fn next(&self) -> Verdict {
         let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let index = state.handed_out;
         state.handed_out += 1;
-        state.ambiguous.remove(&index)
+        if state.ambiguous.remove(&index) {
+            Verdict::Ambiguous
+        } else if state.stopped_at.is_some_and(|at| index > at) {
+            Verdict::Unfollowed
+        } else {
+            Verdict::Serve
+        }
     }
 
     fn record(&self, index: u64) {
         let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
         state.ambiguous.insert(index);
     }
+
+    fn stop(&self, index: u64) {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        state.stopped_at.get_or_insert(index);
+    }
 }
 
-/// The message text of the refusal.
+/// The words of the refusal of an ambiguous request.
 pub const AMBIGUOUS: &str = "the request has both Content-Length and Transfer-Encoding, so its \
     length is ambiguous (RFC 9112, 6.1): send one of them";
+/// The words of the refusal of a request after one that could not be followed.
+pub const UNFOLLOWED: &str = "an earlier request on this connection could not be read as plain \
+    HTTP/1.1 framing, so this one is refused: send it on a new connection";
 
 /// A connection whose incoming requests are followed.
 pub struct Watched<S> {
@@ -155,6 +195,9 @@ impl Follower {
     fn feed(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() && self.state != State::Done {
             bytes = self.step(bytes);
+            if self.state == State::Done {
+                self.verdicts.stop(self.request);
+            }
         }
     }
 
@@ -208,7 +251,11 @@ impl Follower {
                 };
                 line.extend_from_slice(&bytes[..=end]);
                 let line = std::mem::take(line);
-                self.state = self.after_line(&line);
+                self.state = if line.len() > MAX_LINE {
+                    State::Done
+                } else {
+                    self.after_line(&line)
+                };
                 &bytes[end + 1..]
             }
             State::Done => &[],
@@ -258,11 +305,10 @@ fn body_framing(request: &httparse::Request) -> Framing {
             .iter()
             .filter(move |h| h.name.eq_ignore_ascii_case(name))
     };
+    // An `Upgrade` the sidecar never grants (it answers without 101) is framed as any other
+    // request, and followed on.
     let lengths: Vec<_> = named("content-length").collect();
     let codings: Vec<_> = named("transfer-encoding").collect();
-    if named("upgrade").next().is_some() {
-        return Framing::Unknown;
-    }
     match (lengths.is_empty(), codings.last()) {
         (false, Some(_)) => Framing::Ambiguous,
         (true, Some(last)) => {
@@ -349,7 +395,38 @@ mod tests {
         let verdicts = Verdicts::default();
         let mut follower = Follower::new(verdicts.clone());
         follower.feed(&[PLAIN, CHUNKED, BOTH].concat());
-        let told: Vec<bool> = (0..3).map(|_| verdicts.next_is_ambiguous()).collect();
-        assert_eq!(told, vec![false, false, true]);
+        let told: Vec<Verdict> = (0..3).map(|_| verdicts.next()).collect();
+        assert_eq!(
+            told,
+            vec![Verdict::Serve, Verdict::Serve, Verdict::Ambiguous]
+        );
+    }
+
+    #[test]
+    fn after_a_request_it_cannot_follow_the_connection_is_refused() {
+        let upgrade =
+            b"GET /healthz HTTP/1.1\r\nhost: x\r\nupgrade: h2c\r\nconnection: upgrade\r\n\r\n";
+        let connect = b"CONNECT example.com:443 HTTP/1.1\r\nhost: example.com\r\n\r\n";
+        let long_trailer = [
+            b"PUT /t HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n0\r\nx: ".as_slice(),
+            &vec![b'a'; MAX_LINE + 10],
+        ]
+        .concat();
+        // An upgrade that is not granted is followed on: the next request is judged.
+        let verdicts = Verdicts::default();
+        Follower::new(verdicts.clone()).feed(&[upgrade.as_slice(), BOTH].concat());
+        assert_eq!(
+            (verdicts.next(), verdicts.next()),
+            (Verdict::Serve, Verdict::Ambiguous)
+        );
+        for first in [connect.as_slice(), &long_trailer] {
+            let verdicts = Verdicts::default();
+            Follower::new(verdicts.clone()).feed(&[first, PLAIN, PLAIN].concat());
+            let told: Vec<Verdict> = (0..3).map(|_| verdicts.next()).collect();
+            assert_eq!(
+                told,
+                vec![Verdict::Serve, Verdict::Unfollowed, Verdict::Unfollowed]
+            );
+        }
     }
 }

@@ -34,6 +34,8 @@ pub fn default_allowed_hosts() -> Vec<String> {
         "*.s3.amazonaws.com",
         "s3.*.amazonaws.com",
         "*.s3.*.amazonaws.com",
+        "s3.*.amazonaws.com.cn",
+        "*.s3.*.amazonaws.com.cn",
     ]
     .into_iter()
     .chain(plain_http_metadata_hosts())

@@ -28,7 +28,7 @@ use crate::outbound::Outbound;
 use crate::runtime::{GuestEnv, Runtime, Session, Tokens, Trapped};
 
 /// Largest request head accepted; larger ones get 431 from the HTTP server.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// A client has this long to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -161,12 +161,18 @@ async fn accept(
         let stream = framing::Watched::new(stream, verdicts.clone());
         let service = hyper::service::service_fn(move |request| {
             let pool = pool.clone();
-            let ambiguous = verdicts.next_is_ambiguous();
+            let refusal = verdicts.next().refusal();
             async move {
-                Ok::<_, std::convert::Infallible>(if ambiguous {
-                    failure(400, "request", framing::AMBIGUOUS)
-                } else {
-                    pool.handle(request).await
+                Ok::<_, std::convert::Infallible>(match refusal {
+                    Some(words) => {
+                        let mut answer = failure(400, "request", words);
+                        answer.headers_mut().insert(
+                            hyper::header::CONNECTION,
+                            hyper::header::HeaderValue::from_static("close"),
+                        );
+                        answer
+                    }
+                    None => pool.handle(request).await,
                 })
             }
         });
