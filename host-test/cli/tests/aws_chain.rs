@@ -259,18 +259,16 @@ fn a_profile_chain_assumes_each_role_in_turn() {
 /// are kept until shortly before they expire), and signs the subject token Google accepts.
 #[test]
 fn a_role_assumed_at_the_emulator_serves_every_delivery_of_a_command() {
-    use wif_push_bench::demo::Demo;
     use wif_push_emulator::{EmulatorConfig, Endpoint};
 
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let demo = runtime
-        .block_on(Demo::start(EmulatorConfig::demo()))
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path().join("dest.toml");
     let role = "aws_role_arn = \"arn:aws:iam::111122223333:role/wif-push-sender\"\n\
                 aws_role_session_name = \"nightly\"\n";
-    std::fs::write(&dest, common::dest_toml(&demo, role)).unwrap();
+    let common::Started {
+        demo,
+        dir,
+        dest,
+        runtime: _runtime,
+    } = common::start_demo(EmulatorConfig::demo(), role);
     let files: Vec<_> = ["a.txt", "b.txt"]
         .iter()
         .map(|name| {
@@ -312,22 +310,19 @@ fn a_role_assumed_at_the_emulator_serves_every_delivery_of_a_command() {
 
 #[test]
 fn the_emulator_refuses_a_missing_external_id_and_a_wrong_web_identity_token() {
-    use wif_push_bench::demo::Demo;
     use wif_push_emulator::EmulatorConfig;
 
     let mut config = EmulatorConfig::demo();
     config.aws_roles[0].external_id = Some("partner-a".into());
     config.aws_roles[0].web_identity_token = Some("the-real-token".into());
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let demo = runtime.block_on(Demo::start(config)).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path().join("dest.toml");
     let role_arn = "arn:aws:iam::111122223333:role/wif-push-sender";
-    std::fs::write(
-        &dest,
-        common::dest_toml(&demo, &format!("aws_role_arn = \"{role_arn}\"\n")),
-    )
-    .unwrap();
+    let role = format!("aws_role_arn = \"{role_arn}\"\n");
+    let common::Started {
+        demo,
+        dir,
+        dest,
+        runtime: _runtime,
+    } = common::start_demo(config, &role);
     let args = [OsStr::new("token"), "--config".as_ref(), dest.as_os_str()];
     let output = common::host_test_against(&demo, &args).output().unwrap();
     let (_, stderr) = text(&output);

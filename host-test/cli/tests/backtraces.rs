@@ -8,7 +8,6 @@ use std::ffi::OsStr;
 use std::io::{Read as _, Write as _};
 use std::process::{Command, Stdio};
 
-use wif_push_bench::demo::Demo;
 use wif_push_emulator::EmulatorConfig;
 
 const ASK_FOR_BACKTRACES: [(&str, &str); 3] = [
@@ -57,16 +56,13 @@ fn run(what: &str, cmd: Command) -> String {
 
 #[test]
 fn no_error_path_prints_a_backtrace_when_one_is_asked_for() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let demo = runtime
-        .block_on(Demo::start(EmulatorConfig::demo()))
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let common::Started {
+        demo,
+        dir,
+        dest: trapping,
+        runtime: _runtime,
+    } = common::start_demo(EmulatorConfig::demo(), common::TRAPPING);
     let path = |name: &str| dir.path().join(name);
-    // A 64 MiB chunk cannot fit the 32 MiB the guest is allowed: that allocation traps.
-    let trapping = path("trapping.toml");
-    let extra = "single_request_limit = 262144\nchunk_size = 67108864\n";
-    std::fs::write(&trapping, common::dest_toml(&demo, extra)).unwrap();
     let bad_value = path("bad.toml");
     std::fs::write(
         &bad_value,
@@ -147,14 +143,12 @@ fn no_error_path_prints_a_backtrace_when_one_is_asked_for() {
 
 #[test]
 fn the_sidecar_answers_a_trap_without_a_backtrace() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let demo = runtime
-        .block_on(Demo::start(EmulatorConfig::demo()))
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path().join("dest.toml");
-    let extra = "single_request_limit = 262144\nchunk_size = 67108864\n";
-    std::fs::write(&dest, common::dest_toml(&demo, extra)).unwrap();
+    let common::Started {
+        demo,
+        dest,
+        dir: _dir,
+        runtime: _runtime,
+    } = common::start_demo(EmulatorConfig::demo(), common::TRAPPING);
     let args = [
         OsStr::new("serve"),
         "--max-guest-memory".as_ref(),

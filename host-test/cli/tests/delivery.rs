@@ -227,15 +227,13 @@ async fn content_type_and_custom_metadata_reach_the_object() {
 
 #[test]
 fn a_trap_fails_its_file_and_a_fresh_instance_delivers_the_rest() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let demo = runtime
-        .block_on(Demo::start(EmulatorConfig::demo()))
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path().join("dest.toml");
-    // A 64 MiB chunk buffer cannot fit the 32 MiB the guest is allowed: that allocation traps.
-    let extra = "prefix = \"batch/\"\nsingle_request_limit = 262144\nchunk_size = 67108864\n";
-    std::fs::write(&dest, common::dest_toml(&demo, extra)).unwrap();
+    let extra = format!("prefix = \"batch/\"\n{}", common::TRAPPING);
+    let common::Started {
+        demo,
+        dir,
+        dest,
+        runtime: _runtime,
+    } = common::start_demo(EmulatorConfig::demo(), &extra);
     let files: Vec<_> = [("first.txt", 100), ("big.bin", 1 << 20), ("last.txt", 200)]
         .iter()
         .map(|(name, size)| {

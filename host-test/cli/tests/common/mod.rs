@@ -173,3 +173,32 @@ pub fn sigterm(child: &std::process::Child) {
         .unwrap();
     assert!(kill.success());
 }
+
+/// Settings whose 64 MiB chunk cannot fit 32 MiB of guest memory (`--max-guest-memory 32`):
+/// the chunk's allocation traps, for the tests of what follows a trap.
+pub const TRAPPING: &str = "single_request_limit = 262144\nchunk_size = 67108864\n";
+
+/// The demo's emulator on a runtime of its own, and a DEST.toml for it (`extra` appended) in a
+/// temporary directory. Keep `runtime` for as long as the emulator is used: it serves it.
+pub struct Started {
+    pub demo: wif_push_bench::demo::Demo,
+    pub dir: tempfile::TempDir,
+    pub dest: PathBuf,
+    pub runtime: tokio::runtime::Runtime,
+}
+
+pub fn start_demo(config: wif_push_emulator::EmulatorConfig, extra: &str) -> Started {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let demo = runtime
+        .block_on(wif_push_bench::demo::Demo::start(config))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("dest.toml");
+    std::fs::write(&dest, dest_toml(&demo, extra)).unwrap();
+    Started {
+        demo,
+        dir,
+        dest,
+        runtime,
+    }
+}
