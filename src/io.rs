@@ -132,6 +132,16 @@ impl fmt::Display for TransportError {
     }
 }
 
+/// The head of `request`, so it can be sent again with [`Io::send_borrowed`] and its body
+/// borrowed, without copying the body for each attempt.
+pub fn head_of(request: &Request) -> http::Request<()> {
+    let mut head = http::Request::new(());
+    *head.method_mut() = request.method().clone();
+    *head.uri_mut() = request.uri().clone();
+    *head.headers_mut() = request.headers().clone();
+    head
+}
+
 /// Convenience for tests and parsers: a response header as text.
 pub fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
     response.headers().get(name).and_then(|v| v.to_str().ok())

@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use super::{AwsCredentials, Provider, env};
 use crate::config::validate::is_loopback;
 use crate::error::{Error, Step, excerpt, quote};
-use crate::io::{Io, Request, Response};
+use crate::io::{Io, Request, Response, head_of};
 use crate::retry::{Backoff, retry};
 use crate::secret::Secret;
 use crate::sigv4::{self, Credentials, SignableBody, SignableRequest, SigningParams};
@@ -48,7 +48,7 @@ pub fn send(
 ) -> Result<AwsCredentials, Error> {
     let (result, _) = retry(io, backoff, |io| {
         let response = io
-            .send_borrowed(&head(&request), request.body(), STS_TIMEOUT)
+            .send_borrowed(&head_of(&request), request.body(), STS_TIMEOUT)
             .map_err(|e| {
                 Error::no_answer(
                     Step::AwsCredentials,
@@ -59,14 +59,6 @@ pub fn send(
         parse(&response, call, role)
     });
     result
-}
-
-fn head(request: &Request) -> http::Request<()> {
-    let mut head = http::Request::new(());
-    *head.method_mut() = request.method().clone();
-    *head.uri_mut() = request.uri().clone();
-    *head.headers_mut() = request.headers().clone();
-    head
 }
 
 /// An endpoint override: https, or plain http to a loopback emulator only (as the Google

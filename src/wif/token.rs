@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use crate::aws::{self, AwsCredentials, Provider};
 use crate::config::Destination;
 use crate::error::{Error, Step};
-use crate::io::{Io, Request, Response};
+use crate::io::{Io, Request, Response, head_of};
 use crate::retry::retry;
 use crate::secret::Secret;
 use crate::sigv4::SigningKeyCache;
@@ -321,7 +321,7 @@ impl TokenSource {
         let backoff = destination.backoff;
         let (result, _retries) = retry(io, &backoff, |io| {
             let response = io
-                .send(clone_request(request), GOOGLE_TIMEOUT)
+                .send_borrowed(&head_of(request), request.body(), GOOGLE_TIMEOUT)
                 .map_err(|e| {
                     Error::no_answer(
                         step,
@@ -343,14 +343,6 @@ fn region(io: &mut dyn Io, destination: &Destination) -> Result<String, Error> {
         &destination.federation.aws,
         destination.imds_v1_fallback,
     )
-}
-
-fn clone_request(request: &Request) -> Request {
-    let mut copy = http::Request::new(request.body().clone());
-    *copy.method_mut() = request.method().clone();
-    *copy.uri_mut() = request.uri().clone();
-    *copy.headers_mut() = request.headers().clone();
-    copy
 }
 
 #[cfg(test)]
