@@ -39,6 +39,9 @@ pub struct TokenSource {
     /// Each destination role's assumed credentials, by role, external id, session name and
     /// the key that assumed it.
     roles: HashMap<String, AwsCredentials>,
+    /// The regions found, by what they were found from: the instance's zone is asked once, not
+    /// for every S3 object and exchange.
+    regions: HashMap<String, String>,
     /// The subject token's signing keys, so each is derived once per secret and day.
     signing_keys: SigningKeyCache,
     /// The last exchange that gave up, per cache key, and when.
@@ -175,7 +178,7 @@ impl TokenSource {
         destination: &Destination,
         at: Option<OffsetDateTime>,
     ) -> Result<Secret, Error> {
-        let region = region(io, destination)?;
+        let region = self.region(io, destination)?;
         let credentials = self.aws_credentials(io, destination, &region)?;
         let time = at.unwrap_or_else(|| io.now());
         let target = if destination.sign_target_resource {
@@ -214,9 +217,31 @@ impl TokenSource {
         io: &mut dyn Io,
         destination: &Destination,
     ) -> Result<(AwsCredentials, String), Error> {
-        let region = region(io, destination)?;
+        let region = self.region(io, destination)?;
         let base = self.base_credentials(io, destination, &region)?;
         Ok((base, region))
+    }
+
+    /// The destination's AWS region: its setting, the environment, or the instance's zone.
+    fn region(&mut self, io: &mut dyn Io, destination: &Destination) -> Result<String, Error> {
+        let key = format!(
+            "{:?}|{:?}|{:?}|{:?}",
+            destination.aws_region,
+            io.env("AWS_REGION"),
+            io.env("AWS_DEFAULT_REGION"),
+            destination.federation.aws.region_url
+        );
+        if let Some(region) = self.regions.get(&key) {
+            return Ok(region.clone());
+        }
+        let region = aws::region(
+            io,
+            destination.aws_region.as_deref(),
+            &destination.federation.aws,
+            destination.imds_v1_fallback,
+        )?;
+        self.regions.insert(key, region.clone());
+        Ok(region)
     }
 
     fn lookup<'a>(destination: &'a Destination, region: &'a str) -> aws::Lookup<'a> {
@@ -333,16 +358,6 @@ impl TokenSource {
         });
         result
     }
-}
-
-/// The destination's AWS region: its setting, the environment, or the instance's zone.
-fn region(io: &mut dyn Io, destination: &Destination) -> Result<String, Error> {
-    aws::region(
-        io,
-        destination.aws_region.as_deref(),
-        &destination.federation.aws,
-        destination.imds_v1_fallback,
-    )
 }
 
 #[cfg(test)]
@@ -520,5 +535,32 @@ mod tests {
         let text = format!("{err} {err:?}");
         assert!(!text.contains("canary"), "{text}");
         assert!(text.contains("roles/iam.workloadIdentityUser"));
+    }
+
+    /// The instance's zone is asked once for the region, not for every read and exchange.
+    #[test]
+    fn the_region_from_the_instance_is_asked_once() {
+        use crate::config::{DEFAULT_IMDS_REGION_URL, DEFAULT_IMDSV2_SESSION_TOKEN_URL};
+        let mut destination = crate::testing::destination();
+        destination.aws_region = None;
+        destination.federation.aws.region_url = Some(DEFAULT_IMDS_REGION_URL.into());
+        destination.federation.aws.imdsv2_session_token_url =
+            Some(DEFAULT_IMDSV2_SESSION_TOKEN_URL.into());
+        let mut io = FakeIo::new();
+        io.set_env("AWS_ACCESS_KEY_ID", "AKIAENV")
+            .set_env("AWS_SECRET_ACCESS_KEY", "canary-secret");
+        io.on("PUT http://169.254.169.254/latest/api/token", |_| {
+            crate::testing::respond(200, "imds-token")
+        });
+        io.on(
+            "GET http://169.254.169.254/latest/meta-data/placement",
+            |_| crate::testing::respond(200, "eu-west-1b"),
+        );
+        let mut source = TokenSource::default();
+        for _ in 0..3 {
+            let (_, region) = source.pipeline_credentials(&mut io, &destination).unwrap();
+            assert_eq!(region, "eu-west-1");
+        }
+        assert_eq!(io.count("GET http://169.254.169.254/"), 1, "{:?}", io.sent);
     }
 }

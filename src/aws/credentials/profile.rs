@@ -15,22 +15,6 @@ use crate::sigv4::Credentials;
 const IMDS_CREDENTIALS_URL: &str =
     "http://169.254.169.254/latest/meta-data/iam/security-credentials";
 
-/// The keys that make a profile a source of credentials; a profile without any (one that only
-/// sets a region, say) leaves the chain to the next provider, as in the SDKs.
-const CREDENTIAL_KEYS: &[&str] = &[
-    "aws_access_key_id",
-    "aws_secret_access_key",
-    "role_arn",
-    "source_profile",
-    "credential_source",
-    "web_identity_token_file",
-    "credential_process",
-    "sso_session",
-    "sso_account_id",
-    "sso_role_name",
-    "sso_start_url",
-];
-
 /// `None` when no profile is selected and the default one holds no credentials.
 pub(super) fn credentials(
     io: &mut dyn Io,
@@ -64,7 +48,9 @@ pub(super) fn credentials(
         }
         return Ok(None);
     };
-    if !CREDENTIAL_KEYS.iter().any(|k| selected.contains_key(*k)) {
+    // A profile that only sets a region, say, leaves the chain to the next provider, as in
+    // the SDKs.
+    if !chain::describes_credentials(selected) {
         return Ok(None);
     }
     run(io, lookup, &profiles, name).map(Some)

@@ -127,6 +127,27 @@ fn error(message: impl Into<String>, fix: impl Into<String>) -> ChainError {
     }
 }
 
+/// The keys that make a profile a source of credentials (what [`resolve`] builds a base or a
+/// role from, a half-given key pair included, so that it is named rather than passed over).
+const CREDENTIAL_KEYS: &[&str] = &[
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "role_arn",
+    "source_profile",
+    "credential_source",
+    "web_identity_token_file",
+    "credential_process",
+    "sso_session",
+    "sso_account_id",
+    "sso_role_name",
+    "sso_start_url",
+];
+
+/// Whether `profile` says anything about credentials at all.
+pub fn describes_credentials(profile: &Profile) -> bool {
+    CREDENTIAL_KEYS.iter().any(|k| profile.contains_key(*k))
+}
+
 /// Resolves the profile `selected` of `profiles` into its chain.
 ///
 /// The SDKs treat "no profiles at all" as "this provider is not configured" and move on; so
