@@ -117,7 +117,7 @@ impl ObjectAnswer {
             Some(n) => {
                 crate::server::Body::Broken(Some(self.body.slice(..(n as usize).min(length))))
             }
-            None => crate::server::Body::Whole(Some(self.body)),
+            None => crate::server::Body::Whole(http_body_util::Full::new(self.body)),
         };
         let mut response = http::Response::new(body);
         *response.status_mut() = self.status;

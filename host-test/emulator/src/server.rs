@@ -62,7 +62,7 @@ impl std::error::Error for ConnectionDropped {}
 
 /// An answer's body: whole, or (a read made to break) some bytes and then a broken connection.
 pub(crate) enum Body {
-    Whole(Option<Bytes>),
+    Whole(Full<Bytes>),
     Broken(Option<Bytes>),
 }
 
@@ -72,43 +72,29 @@ impl hyper::body::Body for Body {
 
     fn poll_frame(
         mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
+        cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        let frame = match &mut *self {
-            Body::Whole(data) => data.take().map(|d| Ok(hyper::body::Frame::data(d))),
-            Body::Broken(data) => Some(match data.take() {
+        match &mut *self {
+            Body::Whole(full) => std::pin::Pin::new(full)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|f| f.map_err(|never| match never {}))),
+            Body::Broken(data) => std::task::Poll::Ready(Some(match data.take() {
                 Some(d) => Ok(hyper::body::Frame::data(d)),
                 None => Err(std::io::Error::other("the emulated connection broke")),
-            }),
-        };
-        std::task::Poll::Ready(frame)
+            })),
+        }
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         match self {
-            Body::Whole(Some(d)) => hyper::body::SizeHint::with_exact(d.len() as u64),
-            Body::Whole(None) => hyper::body::SizeHint::with_exact(0),
+            Body::Whole(full) => full.size_hint(),
             Body::Broken(_) => hyper::body::SizeHint::default(),
         }
     }
 }
 
 fn whole(response: Response<Full<Bytes>>) -> Response<Body> {
-    // A `Full` body is one frame of data, at once.
-    let (parts, full) = response.into_parts();
-    let bytes = ready_bytes(full);
-    Response::from_parts(parts, Body::Whole(Some(bytes)))
-}
-
-/// The bytes of a `Full` body, which is ready at once.
-fn ready_bytes(full: Full<Bytes>) -> Bytes {
-    let mut full = std::pin::pin!(full);
-    let waker = std::task::Waker::noop();
-    let mut cx = std::task::Context::from_waker(waker);
-    match hyper::body::Body::poll_frame(full.as_mut(), &mut cx) {
-        std::task::Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
-        _ => Bytes::new(),
-    }
+    response.map(Body::Whole)
 }
 
 async fn handle(
