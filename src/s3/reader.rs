@@ -10,7 +10,7 @@ use super::request::{self, Pin, S3Endpoint};
 use super::uri::S3Uri;
 use crate::delivery::ByteSource;
 use crate::error::{Error, Step};
-use crate::io::{BodyReader, Io, Opened};
+use crate::io::{BodyReader, Io, Opened, TransportError, TransportErrorKind};
 use crate::retry::{Backoff, retry};
 use crate::sigv4::Credentials;
 
@@ -22,6 +22,8 @@ const MAX_RESUMES: u32 = 5;
 pub const MAX_LISTED: usize = 100_000;
 /// The most of an error answer's body that is read.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// The most a listing page may hold (500 keys take far less).
+const MAX_PAGE: usize = 1 << 20;
 
 /// Who reads, where: the pipeline's credentials and the region to start from.
 #[derive(Clone, Debug)]
@@ -179,19 +181,38 @@ fn get(
     from: u64,
     pin: &Pin,
 ) -> Result<Opened, Error> {
+    let build = |access: &Access, region: &str, now| {
+        request::get_object(
+            &access.endpoint,
+            region,
+            uri,
+            &access.credentials,
+            now,
+            from,
+            pin,
+        )
+    };
+    let accept = |head, body| Ok((head, body));
+    ask(io, access, uri, Call::GetObject, &mut 1, build, accept)
+}
+
+/// Sends the request `build` makes for the bucket's region, retrying what is worth another
+/// attempt; a bucket in another region is followed there while `redirects` allow. A success
+/// is read by `accept`, a refusal diagnosed.
+fn ask<T>(
+    io: &mut dyn Io,
+    access: &mut Access,
+    uri: &S3Uri,
+    call: Call,
+    redirects: &mut u32,
+    build: impl Fn(&Access, &str, time::OffsetDateTime) -> Result<http::Request<()>, Error>,
+    accept: impl Fn(http::Response<()>, Box<dyn BodyReader>) -> Result<T, Error>,
+) -> Result<T, Error> {
     let shown = uri.to_string();
-    for _ in 0..2 {
+    loop {
         let region = access.region.clone();
         let (result, _) = retry(io, &access.backoff.clone(), |io| {
-            let request = request::get_object(
-                &access.endpoint,
-                &region,
-                uri,
-                &access.credentials,
-                io.now(),
-                from,
-                pin,
-            )?;
+            let request = build(access, &region, io.now())?;
             let (head, mut body) = io.open(&request, S3_TIMEOUT).map_err(|e| {
                 Error::no_answer(
                     Step::Read,
@@ -200,14 +221,14 @@ fn get(
                 )
             })?;
             if head.status().is_success() {
-                return Ok(Ok((head, body)));
+                return accept(head, body).map(Ok);
             }
             let text = read_small(&mut *body);
             match answer::refusal(
                 head.status().as_u16(),
                 head.headers(),
                 &text,
-                Call::GetObject,
+                call,
                 &shown,
                 &region,
             ) {
@@ -216,11 +237,14 @@ fn get(
             }
         });
         match result? {
-            Ok(opened) => return Ok(opened),
-            Err(other) => access.region = other,
+            Ok(value) => return Ok(value),
+            Err(other) if *redirects > 0 => {
+                *redirects -= 1;
+                access.region = other;
+            }
+            Err(_) => return Err(redirected(&shown)),
         }
     }
-    Err(redirected(&shown))
 }
 
 fn redirected(shown: &str) -> Error {
@@ -254,74 +278,79 @@ pub fn list(
     let shown = uri.to_string();
     let mut objects = Vec::new();
     let mut next: Option<String> = None;
-    let mut redirects = 0;
+    // One redirect for the whole listing: after it, every page asks the bucket's region.
+    let mut redirects = 1;
     loop {
-        let region = access.region.clone();
-        let (result, _) = retry(io, &access.backoff.clone(), |io| {
-            let request = request::list_objects(
+        let build = |access: &Access, region: &str, now| {
+            request::list_objects(
                 &access.endpoint,
-                &region,
+                region,
                 &uri.bucket,
                 &uri.key,
                 next.as_deref(),
                 &access.credentials,
-                io.now(),
-            )?;
-            let response = io.send_borrowed(&request, &[], S3_TIMEOUT).map_err(|e| {
+                now,
+            )
+        };
+        let accept = |_, mut body: Box<dyn BodyReader>| {
+            let page = read_page(&mut *body).map_err(|e| {
                 Error::no_answer(
                     Step::Read,
-                    format!("S3 ({shown}) could not be reached: {e}"),
+                    format!("S3's listing of {shown} broke off: {e}"),
                     &e,
                 )
             })?;
-            if response.status().is_success() {
-                return answer::list_page(response.body(), &shown).map(Ok);
-            }
-            match answer::refusal(
-                response.status().as_u16(),
-                response.headers(),
-                response.body(),
-                Call::ListObjectsV2,
-                &shown,
-                &region,
-            ) {
-                Refusal::WrongRegion(other) => Ok(Err(other)),
-                Refusal::Error(e) => Err(e),
-            }
-        });
-        match result? {
-            Ok(page) => {
-                if page.next.is_some() && page.next == next {
-                    return Err(Error::new(
-                        Step::Read,
-                        format!("S3 answered the same listing page of {shown} twice"),
-                    )
-                    .with_fix("deliver the objects one by one, or ask again later"));
-                }
-                objects.extend(
-                    page.objects
-                        .into_iter()
-                        .filter(|(key, size)| !(key.ends_with('/') && *size == 0)),
-                );
-                if objects.len() > MAX_LISTED {
-                    return Err(Error::new(
-                        Step::Read,
-                        format!("{shown} holds more than {MAX_LISTED} objects"),
-                    )
-                    .with_fix("deliver narrower prefixes, one command each"));
-                }
-                match page.next {
-                    Some(token) => next = Some(token),
-                    None => return Ok(objects),
-                }
-            }
-            Err(other) if redirects == 0 => {
-                redirects += 1;
-                access.region = other;
-            }
-            Err(_) => {
-                return Err(redirected(&shown));
-            }
+            answer::list_page(&page, &shown)
+        };
+        let page = ask(
+            io,
+            access,
+            uri,
+            Call::ListObjectsV2,
+            &mut redirects,
+            build,
+            accept,
+        )?;
+        if page.next.is_some() && page.next == next {
+            return Err(Error::new(
+                Step::Read,
+                format!("S3 answered the same listing page of {shown} twice"),
+            )
+            .with_fix("deliver the objects one by one, or ask again later"));
+        }
+        objects.extend(
+            page.objects
+                .into_iter()
+                .filter(|(key, size)| !(key.ends_with('/') && *size == 0)),
+        );
+        if objects.len() > MAX_LISTED {
+            return Err(Error::new(
+                Step::Read,
+                format!("{shown} holds more than {MAX_LISTED} objects"),
+            )
+            .with_fix("deliver narrower prefixes, one command each"));
+        }
+        match page.next {
+            Some(token) => next = Some(token),
+            None => return Ok(objects),
+        }
+    }
+}
+
+/// A listing page, whole: at most [`MAX_PAGE`] bytes, as any answer held in memory.
+fn read_page(body: &mut dyn BodyReader) -> Result<Vec<u8>, TransportError> {
+    let mut page = Vec::new();
+    let mut piece = vec![0u8; 64 * 1024];
+    loop {
+        match body.read(&mut piece)? {
+            0 => return Ok(page),
+            n => page.extend_from_slice(&piece[..n]),
+        }
+        if page.len() > MAX_PAGE {
+            return Err(TransportError::new(
+                TransportErrorKind::TooLarge,
+                "the listing page is larger than 1 MiB",
+            ));
         }
     }
 }
