@@ -149,10 +149,7 @@ impl delivery::Guest for Component {
     ) -> Result<delivery::Receipt, wif::Error> {
         let destination = destination_from(destination)?;
         let source = S3Uri::parse(&source).map_err(|e| to_wit(&e))?;
-        let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
-        s3::copy::deliver(
-            &mut io::WasiIo,
-            &mut tokens,
+        deliver_from_s3(
             &destination,
             &source,
             &object.name,
@@ -191,6 +188,26 @@ fn deliver_stream(
         destination,
         &spec,
         &mut io::StreamSource(body),
+    )
+}
+
+/// Streams the S3 object `source` into the bucket as `name`.
+fn deliver_from_s3(
+    destination: &Destination,
+    source: &S3Uri,
+    name: &str,
+    content_type: Option<String>,
+    metadata: Vec<(String, String)>,
+) -> Result<Receipt, Error> {
+    let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+    s3::copy::deliver(
+        &mut io::WasiIo,
+        &mut tokens,
+        destination,
+        source,
+        name,
+        content_type,
+        metadata,
     )
 }
 

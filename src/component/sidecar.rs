@@ -7,8 +7,7 @@ use wasip2::http::types::{
 };
 
 use super::exports::wasi::http::incoming_handler::Guest;
-use super::{Component, TOKENS, deliver_stream, delivery, io, verify_handshake};
-use crate::s3;
+use super::{Component, deliver_from_s3, deliver_stream, delivery, io, verify_handshake};
 use crate::sidecar::{self, Answer, Route};
 
 impl Guest for Component {
@@ -85,10 +84,7 @@ fn answer(method: &str, path: &str, request: IncomingRequest) -> Answer {
                 Ok(copy) => copy,
                 Err(refused) => return refused,
             };
-            let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
-            match s3::copy::deliver(
-                &mut io::WasiIo,
-                &mut tokens,
+            match deliver_from_s3(
                 destination,
                 &copy.source,
                 &copy.name,
