@@ -18,7 +18,12 @@ pub(super) fn credentials(
     let mut imds = Imds::new(source, v1_fallback);
     let roles = imds.get(io, url, Step::AwsCredentials, Quote::CodeAndMessage)?;
     let role = roles.lines().next().unwrap_or("").trim();
-    if role.is_empty() || role.contains('/') {
+    // IAM role names are 1-64 of `[A-Za-z0-9+=,.@_-]`; anything else is not a role to ask for.
+    let is_role_name = (1..=64).contains(&role.len())
+        && role
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+    if !is_role_name {
         return Err(cred_error(format!(
             "the EC2 metadata service lists no usable IAM role ({role_q})",
             role_q = crate::error::quote(role, 100)
@@ -119,5 +124,24 @@ mod tests {
             "{err}"
         );
         assert!(err.transient);
+    }
+
+    #[test]
+    fn a_listed_role_that_is_not_a_role_name_is_refused_before_it_is_asked_for() {
+        for listed in ["#\r\r\u{1f}\0code", "a/../b", "x y", &"r".repeat(65)] {
+            let mut io = FakeIo::new();
+            io.on("PUT http://169.254.169.254/latest/api/token", |_| {
+                respond(200, "session")
+            });
+            let answer = listed.to_owned();
+            io.on(
+                "GET http://169.254.169.254/latest/meta-data/iam/security-credentials",
+                move |_| respond(200, &answer),
+            );
+            let err = credentials(&mut io, &source(), false).unwrap_err();
+            assert!(err.message.contains("no usable IAM role"), "{err}");
+            assert!(!err.to_string().contains(['\r', '\0']), "{err:?}");
+            assert_eq!(io.sent.len(), 2, "the listed role was asked for");
+        }
     }
 }
