@@ -819,11 +819,14 @@ pub fn aws_profiles(data: &[u8]) {
         .values()
         .filter_map(|p| p.get("aws_secret_access_key"))
         .map(String::as_str)
-        // Keys look like keys; a short or odd value may occur inside any other text.
+        // Keys look like keys (letters and digits); a short or odd value, or a word, may occur
+        // inside any other text.
         .filter(|s| {
             s.len() >= 8
                 && s.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+                && s.bytes().any(|b| b.is_ascii_digit())
+                && s.bytes().any(|b| b.is_ascii_alphabetic())
         })
         .collect();
     for name in profiles.profiles().keys() {

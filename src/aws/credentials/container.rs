@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use super::{AwsCredentials, Provider, cred_error, parse_credentials};
 use crate::aws::{Quote, env, send, status_error};
-use crate::error::{Error, Step};
+use crate::error::{Error, Step, quote};
 use crate::io::{Io, Request};
 
 const ECS_HOST: &str = "http://169.254.170.2";
@@ -25,7 +25,8 @@ pub(super) fn request(io: &dyn Io) -> Result<Option<Request>, Error> {
     let token = match env(io, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") {
         Some(path) => Some(io.read_file(&path).map_err(|e| {
             cred_error(format!(
-                "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE {path}: {e}"
+                "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE {}: {e}",
+                quote(&path, 200)
             ))
             .with_fix(
                 "check the file exists and is readable by this host (EKS Pod Identity mounts it)",

@@ -68,8 +68,10 @@ fn read(io: &dyn Io, path: Option<&str>, variable: &str) -> Result<String, Error
         Err(e) if e.kind() == std::io::ErrorKind::NotFound || env(io, variable).is_none() => {
             Ok(String::new())
         }
-        Err(e) => Err(cred_error(format!("cannot read {variable} {path}: {e}"))
-            .with_fix("check the file is readable, and that this host lets wif-push read it")),
+        Err(e) => Err(
+            cred_error(format!("cannot read {variable} {}: {e}", quote(path, 200)))
+                .with_fix("check the file is readable, and that this host lets wif-push read it"),
+        ),
     }
 }
 

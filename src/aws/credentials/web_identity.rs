@@ -5,7 +5,7 @@
 use super::{AwsCredentials, Lookup, cred_error};
 use crate::aws::env;
 use crate::aws::sts::{self, Call, RoleRequest};
-use crate::error::Error;
+use crate::error::{Error, quote};
 use crate::io::Io;
 use crate::secret::Secret;
 
@@ -47,7 +47,8 @@ pub(super) fn assume(
 fn read_token(io: &dyn Io, path: &str) -> Result<Secret, Error> {
     let text = io.read_file(path).map_err(|e| {
         cred_error(format!(
-            "cannot read the web identity token file {path}: {e}"
+            "cannot read the web identity token file {}: {e}",
+            quote(path, 200)
         ))
         .with_fix(
             "check AWS_WEB_IDENTITY_TOKEN_FILE names the projected service-account token and \
@@ -56,11 +57,11 @@ fn read_token(io: &dyn Io, path: &str) -> Result<Secret, Error> {
     })?;
     let token = Secret::new(text.trim());
     if token.is_empty() {
-        return Err(
-            cred_error(format!("the web identity token file {path} is empty")).with_fix(
-                "the kubelet writes the projected token there: check the volume is mounted",
-            ),
-        );
+        return Err(cred_error(format!(
+            "the web identity token file {} is empty",
+            quote(path, 200)
+        ))
+        .with_fix("the kubelet writes the projected token there: check the volume is mounted"));
     }
     Ok(token)
 }
