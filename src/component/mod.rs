@@ -123,6 +123,23 @@ impl delivery::Guest for Component {
             .map_err(|e| to_wit(&e))
     }
 
+    fn start_upload(
+        destination: wif::Destination,
+        object: delivery::Object,
+    ) -> Result<String, wif::Error> {
+        let destination = destination_from(destination)?;
+        let spec = core_delivery::object_spec(
+            &destination,
+            &object.name,
+            object.size,
+            object.content_type,
+            object.metadata,
+        );
+        let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+        core_delivery::start_session(&mut io::WasiIo, &mut tokens, &destination, &spec)
+            .map_err(|e| to_wit(&e))
+    }
+
     fn plan_s3(
         destination: wif::Destination,
         uri: String,
@@ -149,15 +166,9 @@ impl delivery::Guest for Component {
     ) -> Result<delivery::Receipt, wif::Error> {
         let destination = destination_from(destination)?;
         let source = S3Uri::parse(&source).map_err(|e| to_wit(&e))?;
-        deliver_from_s3(
-            &destination,
-            &source,
-            &object.name,
-            object.content_type,
-            object.metadata,
-        )
-        .map(receipt_to_wit)
-        .map_err(|e| to_wit(&e))
+        deliver_from_s3(&destination, &source, object)
+            .map(receipt_to_wit)
+            .map_err(|e| to_wit(&e))
     }
 
     fn verify(destination: wif::Destination) -> Result<delivery::Receipt, wif::Error> {
@@ -174,13 +185,14 @@ fn deliver_stream(
     object: delivery::Object,
     body: wasip2::io::streams::InputStream,
 ) -> Result<Receipt, Error> {
-    let spec = core_delivery::object_spec(
+    let mut spec = core_delivery::object_spec(
         destination,
         &object.name,
         object.size,
         object.content_type,
         object.metadata,
     );
+    spec.session = object.session;
     let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
     core_delivery::deliver(
         &mut io::WasiIo,
@@ -195,9 +207,7 @@ fn deliver_stream(
 fn deliver_from_s3(
     destination: &Destination,
     source: &S3Uri,
-    name: &str,
-    content_type: Option<String>,
-    metadata: Vec<(String, String)>,
+    object: delivery::Object,
 ) -> Result<Receipt, Error> {
     let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
     s3::copy::deliver(
@@ -205,9 +215,12 @@ fn deliver_from_s3(
         &mut tokens,
         destination,
         source,
-        name,
-        content_type,
-        metadata,
+        s3::copy::Target {
+            name: object.name,
+            content_type: object.content_type,
+            metadata: object.metadata,
+            session: object.session,
+        },
     )
 }
 

@@ -84,13 +84,14 @@ fn answer(method: &str, path: &str, request: IncomingRequest) -> Answer {
                 Ok(copy) => copy,
                 Err(refused) => return refused,
             };
-            match deliver_from_s3(
-                destination,
-                &copy.source,
-                &copy.name,
-                copy.content_type,
-                copy.metadata,
-            ) {
+            let object = delivery::Object {
+                name: copy.name,
+                size: None,
+                content_type: copy.content_type,
+                metadata: copy.metadata,
+                session: None,
+            };
+            match deliver_from_s3(destination, &copy.source, object) {
                 Ok(receipt) => Answer::delivered(&receipt),
                 Err(error) => Answer::failed(&error),
             }
@@ -115,6 +116,7 @@ fn answer(method: &str, path: &str, request: IncomingRequest) -> Answer {
                 size: object.size,
                 content_type: object.content_type,
                 metadata: object.metadata,
+                session: None,
             };
             // The stream is consumed (and dropped) before its body, as wasi:http requires.
             let result = deliver_stream(destination, object, stream);

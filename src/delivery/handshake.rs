@@ -31,6 +31,7 @@ pub fn handshake(
         content_type: "text/plain; charset=utf-8".into(),
         metadata: [("wif-push".to_owned(), "handshake".to_owned())].into(),
         expected_crc32c: None,
+        session: None,
     };
     (spec, body.into_bytes())
 }

@@ -33,6 +33,11 @@ pub struct ObjectSpec {
     /// The CRC32C (base64) the source keeps for these bytes (an S3 object's full-object
     /// checksum): the bytes read must have it, or nothing is created.
     pub expected_crc32c: Option<String>,
+    /// A resumable session started earlier for this object ([`super::start_session`]), which
+    /// the delivery continues from what GCS committed instead of starting one; the source still
+    /// starts at byte 0 (committed bytes are read and hashed, not sent again). Whoever started
+    /// it owns it: the delivery never cancels it.
+    pub session: Option<String>,
 }
 
 /// The metadata part GCS takes on upload.
@@ -288,6 +293,21 @@ pub fn session_url(response: &Response, storage_url: &str) -> Result<String, Err
     let Some(location) = crate::io::header(response, "location") else {
         return refuse("GCS started a resumable session without a Location".into());
     };
+    on_storage_host(location, storage_url).ok_or_else(|| {
+        Error::new(
+            Step::Upload,
+            format!(
+                "GCS answered a resumable session at {}, which is not on {storage_url}; the token \
+                 is not sent there",
+                crate::error::quote(location, 200)
+            ),
+        )
+    })
+}
+
+/// `location` as a URL on the storage endpoint's origin, if it is on that host: the only
+/// place a session's requests (and the token) may go.
+pub fn on_storage_host(location: &str, storage_url: &str) -> Option<String> {
     let storage = storage_url.parse::<http::Uri>().ok();
     let session = location.parse::<http::Uri>().ok();
     let same_host = |a: &http::Uri, b: &http::Uri| {
@@ -303,13 +323,9 @@ pub fn session_url(response: &Response, storage_url: &str) -> Result<String, Err
                 _ => origin,
             };
             let path = session.path_and_query().map_or("/", |p| p.as_str());
-            Ok(format!("{origin}{path}"))
+            Some(format!("{origin}{path}"))
         }
-        _ => refuse(format!(
-            "GCS answered a resumable session at {}, which is not on {storage_url}; the token is \
-             not sent there",
-            crate::error::quote(location, 200)
-        )),
+        _ => None,
     }
 }
 
@@ -414,6 +430,7 @@ mod tests {
             content_type: "text/plain".into(),
             metadata: BTreeMap::from([("source".into(), "aws".into())]),
             expected_crc32c: None,
+            session: None,
         }
     }
 

@@ -54,7 +54,29 @@ pub fn object_spec(
         content_type: content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
         metadata: metadata.into_iter().collect(),
         expected_crc32c: None,
+        session: None,
     }
+}
+
+/// Starts a resumable session for `spec` and returns its URL, for a host that records it
+/// (a delivery ledger) before any byte is sent and then delivers with [`ObjectSpec::session`]
+/// set, so that a run killed midway resumes where GCS stands. The URL lets whoever holds it
+/// upload that object: it is kept as privately as the destination's configuration.
+pub fn start_session(
+    io: &mut dyn Io,
+    tokens: &mut TokenSource,
+    destination: &Destination,
+    spec: &ObjectSpec,
+) -> Result<String, Error> {
+    upload::validate_object(spec)?;
+    Delivery {
+        io,
+        tokens,
+        destination,
+        spec,
+        tally: &mut Tally::default(),
+    }
+    .start_session()
 }
 
 /// Uploads the handshake object ([`handshake`]) through the whole keyless flow.
@@ -86,7 +108,7 @@ pub fn deliver(
         tally: &mut tally,
     };
     let (object, checksums, kind) = match spec.size {
-        Some(size) if size <= destination.upload.single_request_limit => {
+        Some(size) if spec.session.is_none() && size <= destination.upload.single_request_limit => {
             let (object, checksums) = delivery.multipart(source, size)?;
             (object, checksums, "multipart")
         }

@@ -10,7 +10,7 @@ use crate::error::{Error, Step};
 use crate::io::{Response, TransportError};
 
 impl Delivery<'_> {
-    fn start_session(&mut self) -> Result<String, Error> {
+    pub(super) fn start_session(&mut self) -> Result<String, Error> {
         let mut tries = self.tries();
         loop {
             let token = self.token()?;
@@ -33,17 +33,92 @@ impl Delivery<'_> {
     }
 
     /// Delivers through a new session; one that fails for good is cancelled, so GCS drops
-    /// what it committed instead of keeping it for a week.
+    /// what it committed instead of keeping it for a week. A session the spec names is
+    /// continued instead, and left to whoever started it.
     pub(super) fn resumable(
         &mut self,
         source: &mut dyn ByteSource,
     ) -> Result<(ObjectResource, Checksums), Error> {
+        if let Some(session) = &self.spec.session {
+            return self.continue_session(session, source);
+        }
         let session = self.start_session()?;
-        let result = self.send_all(&session, source);
+        let result = self.send_all(&session, source, 0, Checksums::crc32c_only());
         if result.is_err() {
             self.cancel(&session);
         }
         result
+    }
+
+    /// Continues `session` from what GCS committed: the committed bytes are read from `source`
+    /// and hashed (the last chunk carries the whole object's CRC32C), not sent again. A session
+    /// that already finished answers with its object, which must have the CRC32C of the bytes
+    /// read.
+    fn continue_session(
+        &mut self,
+        session: &str,
+        source: &mut dyn ByteSource,
+    ) -> Result<(ObjectResource, Checksums), Error> {
+        let storage_url = &self.destination.storage_url;
+        let Some(session) = upload::on_storage_host(session, storage_url) else {
+            return Err(Error::new(
+                Step::Upload,
+                format!(
+                    "the session given for {} is not on {storage_url}; the token is not sent there",
+                    self.spec.name
+                ),
+            )
+            .with_fix("give a session this destination started (or none, to start one)"));
+        };
+        let mut checksums = Checksums::crc32c_only();
+        let committed = match self.query(&session, self.spec.size)? {
+            SessionState::Incomplete(committed) => committed,
+            SessionState::Finished(object) => {
+                self.skip(source, u64::MAX, &mut checksums)?;
+                return Ok((object, checksums));
+            }
+        };
+        if self.spec.size.is_some_and(|size| committed > size) {
+            return Err(Error::new(
+                Step::Upload,
+                format!(
+                    "the session of {} has {committed} bytes committed, more than its {} bytes",
+                    self.spec.name,
+                    self.spec.size.unwrap_or_default()
+                ),
+            )
+            .with_fix(
+                "the source changed since the session started: deliver it without the session",
+            ));
+        }
+        self.skip(source, committed, &mut checksums)?;
+        self.send_all(&session, source, committed, checksums)
+    }
+
+    /// Reads and hashes `count` bytes of `source` (all of it for `u64::MAX`), sending nothing.
+    fn skip(
+        &mut self,
+        source: &mut dyn ByteSource,
+        count: u64,
+        checksums: &mut Checksums,
+    ) -> Result<(), Error> {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut left = count;
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = source
+                .fill(&mut buf[..want])
+                .map_err(|e| Error::new(Step::Read, format!("{}: {e}", self.spec.name)))?;
+            checksums.update(&buf[..n]);
+            left -= n as u64;
+            if n < want {
+                if count == u64::MAX {
+                    return Ok(());
+                }
+                return Err(ended_early(&self.spec.name, count - left, count));
+            }
+        }
+        Ok(())
     }
 
     /// Best effort, one attempt: a session left behind expires by itself.
@@ -53,17 +128,18 @@ impl Delivery<'_> {
         }
     }
 
+    /// Sends `source` from `offset` (the bytes before it committed, and in `checksums`).
     fn send_all(
         &mut self,
         session: &str,
         source: &mut dyn ByteSource,
+        mut offset: u64,
+        mut checksums: Checksums,
     ) -> Result<(ObjectResource, Checksums), Error> {
         let session = session.to_owned();
         let chunk_size = self.destination.upload.chunk_size.max(upload::QUANTUM) / upload::QUANTUM
             * upload::QUANTUM;
         let mut buf = vec![0u8; usize::try_from(chunk_size).expect("chunk size fits memory")];
-        let mut checksums = Checksums::crc32c_only();
-        let mut offset = 0u64;
         loop {
             let want = match self.spec.size {
                 Some(size) => chunk_size.min(size - offset),

@@ -14,6 +14,7 @@ fn spec(name: &str, size: Option<u64>) -> ObjectSpec {
         content_type: "application/octet-stream".into(),
         metadata: Default::default(),
         expected_crc32c: None,
+        session: None,
     }
 }
 
@@ -300,4 +301,144 @@ fn a_source_shorter_or_longer_than_declared_creates_nothing() {
             io.sent
         );
     }
+}
+
+/// A session an earlier run started (and a ledger kept): continued from what GCS committed,
+/// the committed bytes read and hashed but not sent; never started anew nor cancelled.
+#[test]
+fn a_given_session_is_continued_from_its_committed_offset() {
+    let data: Vec<u8> = (0..(600 * 1024)).map(|i| (i % 251) as u8).collect();
+    let session = Rc::new(RefCell::new(Session {
+        data: data[..256 * 1024].to_vec(),
+        ..Default::default()
+    }));
+    let mut io = io_with_google();
+    fake_resumable(&mut io, session.clone());
+    let mut destination = destination();
+    destination.upload.chunk_size = 256 * 1024;
+    let mut spec = spec("n", Some(data.len() as u64));
+    spec.session = Some("https://storage.googleapis.com/session/1".into());
+    let receipt = deliver(
+        &mut io,
+        &mut TokenSource::default(),
+        &destination,
+        &spec,
+        &mut &data[..],
+    )
+    .unwrap();
+    let s = session.borrow();
+    assert_eq!(s.data, data);
+    assert_eq!(s.resent, 0, "committed bytes are never sent again");
+    assert_eq!(receipt.upload, "resumable");
+    let mut whole = Checksums::crc32c_only();
+    whole.update(&data);
+    assert_eq!(receipt.crc32c, whole.crc32c());
+    assert!(
+        !io.sent
+            .iter()
+            .any(|l| l.starts_with("POST https://storage")),
+        "{:?}",
+        io.sent
+    );
+    let first = io.requests.iter().find(|r| r.method() == "PUT").unwrap();
+    assert_eq!(
+        first.headers()["content-range"],
+        "bytes */614400",
+        "asked first"
+    );
+}
+
+#[test]
+fn a_given_session_that_finished_answers_with_its_object_and_one_that_fails_is_kept() {
+    let data = vec![9u8; 300 * 1024];
+    let session = Rc::new(RefCell::new(Session {
+        data: data.clone(),
+        finished: true,
+        ..Default::default()
+    }));
+    let mut io = io_with_google();
+    fake_resumable(&mut io, session.clone());
+    let mut given = spec("n", Some(data.len() as u64));
+    given.session = Some("https://storage.googleapis.com/session/1".into());
+    let receipt = deliver(
+        &mut io,
+        &mut TokenSource::default(),
+        &destination(),
+        &given,
+        &mut &data[..],
+    )
+    .unwrap();
+    assert_eq!(receipt.status, Status::Delivered);
+    assert_eq!(receipt.size, data.len() as u64);
+    assert_eq!(io.count("PUT https://storage.googleapis.com/session/1"), 1);
+    // Other bytes than the finished object's: its CRC32C is not theirs.
+    let mut io = io_with_google();
+    fake_resumable(&mut io, session);
+    let other = vec![8u8; 300 * 1024];
+    let err = deliver(
+        &mut io,
+        &mut TokenSource::default(),
+        &destination(),
+        &given,
+        &mut &other[..],
+    )
+    .unwrap_err();
+    assert!(err.message.contains("CRC32C"), "{err}");
+    // A session that fails for good is left to whoever started it.
+    let mut io = io_with_google();
+    io.on("PUT https://storage.googleapis.com/session/1", |_| {
+        respond(410, r#"{"error":{"code":410,"message":"gone"}}"#)
+    });
+    let err = deliver(
+        &mut io,
+        &mut TokenSource::default(),
+        &destination(),
+        &given,
+        &mut &data[..],
+    )
+    .unwrap_err();
+    assert_eq!(err.status, Some(410), "{err}");
+    assert_eq!(
+        io.count("DELETE https://storage.googleapis.com/session/1"),
+        0
+    );
+}
+
+#[test]
+fn a_given_session_off_the_storage_host_is_refused_unasked() {
+    let mut io = io_with_google();
+    let mut given = spec("n", Some(5));
+    given.session = Some("https://attacker.example/session/1".into());
+    let err = deliver(
+        &mut io,
+        &mut TokenSource::default(),
+        &destination(),
+        &given,
+        &mut &b"hello"[..],
+    )
+    .unwrap_err();
+    assert!(
+        err.message
+            .contains("not on https://storage.googleapis.com"),
+        "{err}"
+    );
+    assert!(
+        io.sent.iter().all(|l| !l.contains("attacker")),
+        "{:?}",
+        io.sent
+    );
+}
+
+#[test]
+fn start_session_returns_the_session_for_the_object() {
+    let mut io = io_with_google();
+    fake_resumable(&mut io, Rc::new(RefCell::new(Session::default())));
+    let url = start_session(
+        &mut io,
+        &mut TokenSource::default(),
+        &destination(),
+        &spec("n", Some(5)),
+    )
+    .unwrap();
+    assert_eq!(url, "https://storage.googleapis.com/session/1");
 }

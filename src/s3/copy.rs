@@ -68,7 +68,16 @@ pub fn plan(
         .collect())
 }
 
-/// Streams the S3 object `source` into the bucket as `name`. When S3 keeps the object's own
+/// The object an S3 object becomes: its name (before the destination's prefix), content type
+/// and metadata, and the resumable session to continue, if one was started for it.
+pub struct Target {
+    pub name: String,
+    pub content_type: Option<String>,
+    pub metadata: Vec<(String, String)>,
+    pub session: Option<String>,
+}
+
+/// Streams the S3 object `source` into the bucket as `target`. When S3 keeps the object's own
 /// CRC32C, the bytes read must have it, and GCS checks the same value: a mismatch creates
 /// nothing and names both values.
 pub fn deliver(
@@ -76,15 +85,19 @@ pub fn deliver(
     tokens: &mut TokenSource,
     destination: &Destination,
     source: &S3Uri,
-    name: &str,
-    content_type: Option<String>,
-    metadata: Vec<(String, String)>,
+    target: Target,
 ) -> Result<Receipt, Error> {
     let access = access(io, tokens, destination)?;
     let mut reader = S3Reader::open(io, &access, source)?;
     let info = reader.info().clone();
-    let mut spec =
-        delivery::object_spec(destination, name, Some(info.size), content_type, metadata);
+    let mut spec = delivery::object_spec(
+        destination,
+        &target.name,
+        Some(info.size),
+        target.content_type,
+        target.metadata,
+    );
+    spec.session = target.session;
     spec.expected_crc32c = info
         .checksum
         .as_ref()

@@ -142,6 +142,7 @@ pub async fn run(component: Option<&Path>) -> Result<()> {
             size: Some(*size),
             content_type: None,
             metadata: vec![("source".into(), "wif-push demo".into())],
+            session: None,
         };
         let receipt = session
             .deliver(
@@ -180,6 +181,7 @@ pub async fn run(component: Option<&Path>) -> Result<()> {
         size: None,
         content_type: None,
         metadata: Vec::new(),
+        session: None,
     };
     let receipt = session
         .deliver_s3(

@@ -221,6 +221,7 @@ async fn wif_push(
         size: Some(size),
         content_type: None,
         metadata: vec![],
+        session: None,
     };
     let rss = RssSampler::start();
     let started = Instant::now();

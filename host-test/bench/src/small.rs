@@ -146,6 +146,7 @@ async fn deliver_all(
             size: Some(data.len() as u64),
             content_type: None,
             metadata: vec![],
+            session: None,
         };
         session
             .deliver(destination, &object, std::io::Cursor::new(data.clone()))

@@ -14,6 +14,7 @@ fn object(name: &str, size: Option<u64>) -> delivery::Object {
         size,
         content_type: Some("application/octet-stream".into()),
         metadata: vec![],
+        session: None,
     }
 }
 

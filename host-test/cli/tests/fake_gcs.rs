@@ -105,6 +105,7 @@ async fn every_boundary_size_reads_back_identically_with_googles_client() {
             size: Some(size),
             content_type: None,
             metadata: vec![("origin".into(), "interop-test".into())],
+            session: None,
         };
         let file = tokio::fs::File::open(&path).await.unwrap();
         let receipt = session.deliver(&destination, &object, file).await.unwrap();

@@ -496,6 +496,7 @@ async fn s3_objects_read_back_identically_from_fake_gcs_server() {
             size: item.size,
             content_type: None,
             metadata: Vec::new(),
+            session: None,
         };
         let receipt = session
             .deliver_s3(&destination, &item.source, &object)

@@ -462,6 +462,22 @@ impl Session {
             .map_err(StepError)?)
     }
 
+    /// Starts a resumable session for `object` and returns its URL (a secret of sorts: it
+    /// lets its holder upload that object), to be given back as `object.session`.
+    pub async fn start_upload(
+        &mut self,
+        destination: &Settings,
+        object: &delivery::Object,
+    ) -> Result<String> {
+        Ok(self
+            .library
+            .wif_push_delivery()
+            .call_start_upload(&mut self.store, &wit_destination(destination), object)
+            .await
+            .map_err(|e| self.trapped(e))?
+            .map_err(StepError)?)
+    }
+
     /// The objects an `s3://` URI stands for (one, or every one under a prefix).
     pub async fn plan_s3(
         &mut self,

@@ -102,6 +102,7 @@ async fn deliver_s3(
             size: object.size,
             content_type: content_type.clone(),
             metadata: custom.clone(),
+            session: None,
         };
         match session.deliver_s3(destination, &object.source, &spec).await {
             Ok(receipt) => {
@@ -150,6 +151,7 @@ async fn deliver_file(
         size: Some(metadata.len()),
         content_type,
         metadata: custom,
+        session: None,
     };
     // A progress bar for large files, only where a person watches.
     let receipt =
