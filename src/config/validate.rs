@@ -259,11 +259,13 @@ pub(crate) fn validate_verification_url(url: &str) -> Result<String, ConfigError
     let field = "credential_config.credential_source.regional_cred_verification_url";
     let filled = url.replace("{region}", "us-east-1");
     let uri = filled.parse::<http::Uri>().ok();
-    let host_ok = uri.as_ref().is_some_and(|u| {
-        u.scheme_str() == Some("https")
-            && u.host()
-                .is_some_and(|h| h.starts_with("sts.") && h.contains(".amazonaws.com"))
-    });
+    // Visible ASCII only: it becomes the signed request's path and query.
+    let host_ok = filled.bytes().all(|b| b.is_ascii_graphic())
+        && uri.as_ref().is_some_and(|u| {
+            u.scheme_str() == Some("https")
+                && u.host()
+                    .is_some_and(|h| h.starts_with("sts.") && h.contains(".amazonaws.com"))
+        });
     if host_ok && url.contains("GetCallerIdentity") {
         Ok(url.to_owned())
     } else {
