@@ -52,25 +52,18 @@ enum Command {
         #[command(flatten)]
         net: NetArgs,
     },
-    /// Deliver files into the destination's bucket: one JSON receipt per line on stdout.
+    /// Deliver a batch (files, directories, S3 objects and prefixes, a manifest) into the
+    /// destination's bucket, several at once, exactly once across crashes: one JSON receipt per
+    /// object on stdout, a summary on stderr.
     Deliver {
         #[command(flatten)]
         dest: DestArgs,
-        /// Object-name prefix, instead of the destination's.
-        #[arg(long)]
-        prefix: Option<String>,
-        /// Content-Type of the objects (default application/octet-stream).
-        #[arg(long, value_name = "TYPE")]
-        content_type: Option<String>,
-        /// Custom object metadata (x-goog-meta-KEY), repeatable.
-        #[arg(long = "metadata", value_name = "KEY=VALUE", value_parser = key_value)]
-        metadata: Vec<(String, String)>,
+        #[command(flatten)]
+        args: commands::deliver::DeliverArgs,
         #[command(flatten)]
         net: NetArgs,
         #[command(flatten)]
         limits: GuestLimits,
-        #[arg(required = true, value_name = "FILE")]
-        files: Vec<PathBuf>,
     },
     /// Upload a small, uniquely named handshake object and print its receipt.
     Verify {
@@ -191,11 +184,16 @@ fn main() -> ExitCode {
 /// Prints an error on stderr: one line of text, or with `--json` one JSON object naming the
 /// command, the file it is about (if any), the step and the fix.
 fn report(cli: &Cli, file: Option<&std::path::Path>, err: &anyhow::Error) {
+    report_as(cli.json, cli.command.name(), file, err)
+}
+
+/// [`report`] for code that holds no [`Cli`] (a batch's workers).
+fn report_as(json: bool, command: &str, file: Option<&std::path::Path>, err: &anyhow::Error) {
     let message = format!("{err:#}");
     let step = err.downcast_ref::<StepError>().map(|e| &e.0);
-    if cli.json {
+    if json {
         let mut error = json!({
-            "command": cli.command.name(),
+            "command": command,
             "step": step.map(|s| &s.step),
             "message": message,
             "fix": step.and_then(|s| s.fix.as_ref()),
@@ -208,12 +206,8 @@ fn report(cli: &Cli, file: Option<&std::path::Path>, err: &anyhow::Error) {
         eprintln!("{}", json!({ "error": error }));
     } else {
         match file {
-            Some(file) => eprintln!(
-                "host-test {}: {}: {message}",
-                cli.command.name(),
-                file.display()
-            ),
-            None => eprintln!("host-test {}: {message}", cli.command.name()),
+            Some(file) => eprintln!("host-test {command}: {}: {message}", file.display()),
+            None => eprintln!("host-test {command}: {message}"),
         }
     }
 }
@@ -230,20 +224,10 @@ async fn run(cli: &Cli) -> Result<()> {
         Command::Demo => demo::run(cli.component.as_deref()).await,
         Command::Deliver {
             dest,
-            prefix,
-            content_type,
-            metadata,
+            args,
             net,
             limits,
-            files,
-        } => {
-            let object = commands::deliver::ObjectArgs {
-                prefix: prefix.as_deref(),
-                content_type: content_type.as_deref(),
-                metadata,
-            };
-            commands::deliver::run(cli, dest, object, net, limits, files).await
-        }
+        } => commands::deliver::run(cli, dest, args, net, limits).await,
         Command::Verify { dest, net } => {
             let destination = wif_push_host::dest::load(&dest.config)?;
             let mut session = session(cli, net.outbound()?).await?;

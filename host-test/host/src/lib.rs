@@ -13,8 +13,11 @@
 //!   instances that share their tokens, with graceful shutdown;
 //! - [`dest`]: a `DEST.toml` read into the core's settings, and the sidecar's environment for
 //!   one or several destinations;
+//! - [`batch`]: many objects delivered concurrently on a pool of instances, exactly once across
+//!   crashes with a delivery ledger;
 //! - [`sign`]: the JSON form of a signing request and its signature (`host-test sign`'s).
 
+pub mod batch;
 pub mod dest;
 mod egress;
 mod framing;

@@ -78,6 +78,22 @@ impl Tokens {
     }
 }
 
+/// The freshest token per cache key among a pool of instances, and a version that grows with
+/// each change, so an instance adopts them only when they changed since it last did.
+#[derive(Debug, Default)]
+pub struct SharedTokens {
+    pub tokens: Tokens,
+    pub version: u64,
+}
+
+impl SharedTokens {
+    pub fn merge(&mut self, tokens: Tokens) {
+        if self.tokens.merge(tokens) {
+            self.version += 1;
+        }
+    }
+}
+
 /// A request for the component's SigV4 signer. It holds AWS credentials, and the WIT record's
 /// generated `Debug` would print them, so its `Debug` shows the method and URL only.
 pub struct SignRequest(pub(crate) sigv4::Request);
@@ -199,6 +215,7 @@ impl WasiHttpView for HostState {
     }
 }
 
+#[derive(Clone)]
 pub struct Runtime {
     engine: Engine,
     pre: SidecarConfigPre<HostState>,

@@ -25,7 +25,7 @@ use tokio::sync::{Mutex, Semaphore, watch};
 
 use crate::framing;
 use crate::outbound::Outbound;
-use crate::runtime::{GuestEnv, Runtime, Session, Tokens, Trapped};
+use crate::runtime::{GuestEnv, Runtime, Session, SharedTokens, Trapped};
 
 /// Largest request head accepted; larger ones get 431 from the HTTP server.
 pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -215,22 +215,6 @@ struct Instance {
     session: Session,
     /// The [`SharedTokens::version`] this instance last adopted.
     adopted: u64,
-}
-
-/// The freshest token per cache key among the pool's instances, and a version that grows
-/// with each change.
-#[derive(Debug, Default)]
-struct SharedTokens {
-    tokens: Tokens,
-    version: u64,
-}
-
-impl SharedTokens {
-    fn merge(&mut self, tokens: Tokens) {
-        if self.tokens.merge(tokens) {
-            self.version += 1;
-        }
-    }
 }
 
 impl Pool {
@@ -440,7 +424,7 @@ pub fn terminated() -> Result<impl std::future::Future<Output = Result<()>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::wif;
+    use crate::runtime::{Tokens, wif};
     use wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime;
 
     fn token(key: &str, expires: u64) -> wif::CachedToken {

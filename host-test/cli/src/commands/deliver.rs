@@ -1,175 +1,248 @@
-//! `host-test deliver`: files into the destination's bucket, one JSON receipt per line on
-//! stdout; a progress bar for large files when stdout is a terminal.
+//! `host-test deliver`: a batch of files, directories, `s3://` objects and prefixes, and
+//! manifest entries into the destination's bucket, several at once, exactly once across crashes
+//! (README: Batches). One JSON receipt per object on stdout; errors and a summary on stderr;
+//! a progress bar when stderr is a terminal.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{Context as _, Result};
-use wif_push_host::runtime::{
-    GuestEnv, Runtime, Session, Settings, Trapped, delivery, receipt_json,
-};
+use anyhow::{Result, bail};
+use clap::{Args, ValueEnum};
+use wif_push_host::batch::{self, Event, IfExists, Instances, Options, Outcome, ledger, plan};
+use wif_push_host::runtime::{GuestEnv, Runtime, Session};
 
 use crate::{Cli, DestArgs, GuestLimits, NetArgs};
 
-/// What the command line says about the objects.
-pub struct ObjectArgs<'a> {
-    pub prefix: Option<&'a str>,
-    pub content_type: Option<&'a str>,
-    pub metadata: &'a [(String, String)],
+/// What `deliver` takes besides the destination and the network.
+#[derive(Args)]
+pub struct DeliverArgs {
+    /// Object-name prefix, instead of the destination's.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Content-Type of the objects (default application/octet-stream).
+    #[arg(long, value_name = "TYPE")]
+    content_type: Option<String>,
+    /// Custom object metadata (x-goog-meta-KEY), repeatable.
+    #[arg(long = "metadata", value_name = "KEY=VALUE", value_parser = crate::key_value)]
+    metadata: Vec<(String, String)>,
+    /// JSON Lines of {"source", "name", "content_type"?, "metadata"?}; `-` reads standard input.
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// Objects in flight at once, each on its own instance of the component.
+    #[arg(long, value_name = "N", default_value_t = batch::DEFAULT_CONCURRENCY,
+          value_parser = clap::builder::TypedValueParser::map(
+              clap::value_parser!(u16).range(1..=256), usize::from))]
+    concurrency: usize,
+    /// The delivery ledger (default: one per bucket and prefix under the user's state
+    /// directory), which makes running the same command again deliver what is left.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_ledger")]
+    ledger: Option<PathBuf>,
+    /// Keep no ledger: a rerun after a crash starts over, and meets 412 for what was delivered.
+    #[arg(long)]
+    no_ledger: bool,
+    /// What to do when a name the ledger does not know already exists. Nothing is ever
+    /// overwritten.
+    #[arg(long, value_enum, default_value_t = IfExistsArg::Fail)]
+    if_exists: IfExistsArg,
+    /// After every object is delivered, write one JSON object listing them all (name, size,
+    /// CRC32C, generation, source) under this name, for the partner's pipeline.
+    #[arg(long, value_name = "NAME")]
+    manifest_object: Option<String>,
+    /// Print the plan (names, sizes, sources) as JSON Lines and send nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Files, directories (recursive), s3://BUCKET/KEY and s3://BUCKET/PREFIX/.
+    #[arg(value_name = "SOURCE", required_unless_present = "manifest")]
+    sources: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum IfExistsArg {
+    /// The object fails, and the command exits non-zero.
+    Fail,
+    /// The object is skipped and counted as skipped.
+    Skip,
 }
 
 pub async fn run(
     cli: &Cli,
     dest: &DestArgs,
-    args: ObjectArgs<'_>,
+    args: &DeliverArgs,
     net: &NetArgs,
     limits: &GuestLimits,
-    files: &[PathBuf],
 ) -> Result<()> {
-    let mut destination = wif_push_host::dest::load(&dest.config)?;
-    if let Some(prefix) = args.prefix {
-        destination.prefix = Some(prefix.to_owned());
+    let mut settings = wif_push_host::dest::load(&dest.config)?;
+    if let Some(prefix) = &args.prefix {
+        settings.prefix = Some(prefix.clone());
     }
-    let outbound = net.outbound()?;
-    let runtime = Runtime::load(cli.component.as_deref())?;
-    let env = GuestEnv::aws(|name| std::env::var(name).ok());
-    let fresh = || async {
-        let mut session = Session::new(&runtime, &env, outbound.clone()).await?;
-        if let Some(bytes) = limits.bytes() {
-            session.limit_guest_memory(bytes);
-        }
-        anyhow::Ok(session)
+    let destination = wif_push::config::Destination::from_settings(&settings)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dest.config.display()))?;
+    let defaults = plan::Defaults {
+        content_type: args.content_type.clone(),
+        metadata: args.metadata.clone(),
     };
-    let mut session = fresh().await?;
-    let mut failed = 0;
-    let mut total = 0;
-    for file in files {
-        let object = (args.content_type.map(str::to_owned), args.metadata.to_vec());
-        if let Some(uri) = file.to_str().filter(|f| f.starts_with("s3://")) {
-            let (done, not) = deliver_s3(cli, &mut session, &destination, uri, object).await;
-            total += done + not;
-            failed += not;
-            if session.is_broken() {
-                session = fresh().await?;
-            }
-            continue;
-        }
-        total += 1;
-        match deliver_file(&mut session, &destination, file, object).await {
-            Ok(receipt) => println!("{receipt}"),
-            Err(err) => {
-                failed += 1;
-                let err = match err.downcast_ref::<Trapped>() {
-                    Some(trap) => anyhow::anyhow!(
-                        "the component trapped while delivering {}: {trap}; the rest goes on",
-                        file.display()
-                    ),
-                    None => err,
-                };
-                crate::report(cli, Some(file), &err);
-            }
-        }
-        // A trapped instance cannot be entered again (and its token cache is gone with it).
-        if session.is_broken() {
-            session = fresh().await?;
-        }
+    let mut plan = plan::Plan::default();
+    if let Some(manifest) = &args.manifest {
+        plan.add_manifest(manifest, &defaults)?;
     }
+    for source in &args.sources {
+        plan.add_input(source, &defaults);
+    }
+    let instances = Instances {
+        runtime: Runtime::load(cli.component.as_deref())?,
+        env: GuestEnv::aws(|name| std::env::var(name).ok()),
+        outbound: net.outbound()?,
+    };
+    let mut first = Session::new(
+        &instances.runtime,
+        &instances.env,
+        instances.outbound.clone(),
+    )
+    .await?;
+    if let Some(bytes) = limits.bytes() {
+        first.limit_guest_memory(bytes);
+    }
+    batch::prepare(
+        &mut first,
+        &settings,
+        &mut plan,
+        args.manifest_object.as_deref(),
+    )
+    .await?;
+    for problem in &plan.problems {
+        crate::report(
+            cli,
+            Some(Path::new(&problem.source)),
+            &anyhow::anyhow!("{}", problem.message),
+        );
+    }
+    if plan.has_duplicates() {
+        bail!("two sources would become one object (see above): nothing was sent");
+    }
+    if args.dry_run {
+        for item in &plan.items {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "name": format!("{}{}", destination.prefix, item.name),
+                    "size": item.size,
+                    "source": item.source.to_string(),
+                    "content_type": item.content_type,
+                })
+            );
+        }
+        eprintln!(
+            "host-test deliver: dry run: {} objects would be delivered to gs://{}/{}; nothing was sent",
+            plan.items.len(),
+            destination.bucket,
+            destination.prefix
+        );
+        return finish(plan.problems.len(), plan.items.len() + plan.problems.len());
+    }
+    let ledger = if args.no_ledger {
+        None
+    } else {
+        let path = match &args.ledger {
+            Some(path) => path.clone(),
+            None => ledger::default_path(&destination.bucket, &destination.prefix)?,
+        };
+        let ledger = ledger::Ledger::open(&path, &destination.bucket, &destination.prefix)?;
+        if let Some(note) = &ledger.recovered {
+            eprintln!("host-test deliver: {note}");
+        }
+        Some(ledger)
+    };
+    let total_bytes: u64 = plan.items.iter().filter_map(|i| i.size).sum();
+    let bar = progress_bar(plan.items.len() as u64, total_bytes);
+    let read = Arc::new(AtomicU64::new(0));
+    let ticker = bar.clone().map(|bar| {
+        let read = read.clone();
+        tokio::spawn(async move {
+            loop {
+                bar.set_position(read.load(Ordering::Relaxed));
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        })
+    });
+    let events = {
+        let bar = bar.clone();
+        let json = cli.json;
+        let done = AtomicU64::new(0);
+        let objects = plan.items.len();
+        Arc::new(move |event: Event<'_>| {
+            let Event::Done { item, outcome } = event;
+            let print = || match outcome {
+                Outcome::Delivered(receipt)
+                | Outcome::Earlier(receipt)
+                | Outcome::Skipped(receipt) => {
+                    println!("{receipt}")
+                }
+                Outcome::Failed(err) => crate::report_as(
+                    json,
+                    "deliver",
+                    Some(Path::new(&item.source.to_string())),
+                    err,
+                ),
+            };
+            match &bar {
+                Some(bar) => {
+                    bar.suspend(print);
+                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    bar.set_message(format!("{n}/{objects} objects"));
+                }
+                None => print(),
+            }
+        }) as batch::Events
+    };
+    let options = Options {
+        concurrency: args.concurrency,
+        if_exists: match args.if_exists {
+            IfExistsArg::Fail => IfExists::Fail,
+            IfExistsArg::Skip => IfExists::Skip,
+        },
+        manifest_object: args.manifest_object.clone(),
+        guest_memory_limit: limits.bytes(),
+    };
+    let problems = plan.problems.len();
+    let summary = batch::run(
+        instances, &settings, first, plan.items, ledger, &options, events, read,
+    )
+    .await;
+    if let Some(ticker) = ticker {
+        ticker.abort();
+    }
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let summary = summary?;
+    eprintln!("host-test deliver: {}", summary.line());
+    if options.manifest_object.is_some() && summary.manifest.is_none() {
+        eprintln!(
+            "host-test deliver: the completion manifest was not written: not every object was delivered"
+        );
+    }
+    finish(summary.failed + problems, summary.objects + problems)
+}
+
+fn finish(failed: usize, total: usize) -> Result<()> {
     if failed > 0 {
-        anyhow::bail!("{failed} of {total} objects were not delivered (see above)");
+        bail!("{failed} of {total} objects were not delivered (see above)");
     }
     Ok(())
 }
 
-/// Delivers the objects `uri` stands for (one, or every one under a prefix); returns how many
-/// were delivered and how many not, each failure reported.
-async fn deliver_s3(
-    cli: &Cli,
-    session: &mut Session,
-    destination: &Settings,
-    uri: &str,
-    (content_type, custom): (Option<String>, Vec<(String, String)>),
-) -> (usize, usize) {
-    let planned = match session.plan_s3(destination, uri).await {
-        Ok(planned) => planned,
-        Err(err) => {
-            crate::report(cli, Some(Path::new(uri)), &err);
-            return (0, 1);
-        }
-    };
-    let (mut done, mut not) = (0, 0);
-    for object in planned {
-        let spec = delivery::Object {
-            name: object.name,
-            size: object.size,
-            content_type: content_type.clone(),
-            metadata: custom.clone(),
-            session: None,
-        };
-        match session.deliver_s3(destination, &object.source, &spec).await {
-            Ok(receipt) => {
-                done += 1;
-                println!("{}", receipt_json(&receipt, None));
-            }
-            Err(err) => {
-                not += 1;
-                crate::report(cli, Some(Path::new(&object.source)), &err);
-                if session.is_broken() {
-                    break;
-                }
-            }
-        }
+/// A bar for the batch (objects, bytes, rate, ETA), only where a person watches.
+fn progress_bar(objects: u64, bytes: u64) -> Option<indicatif::ProgressBar> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return None;
     }
-    (done, not)
-}
-
-async fn deliver_file(
-    session: &mut Session,
-    destination: &Settings,
-    file: &Path,
-    (content_type, custom): (Option<String>, Vec<(String, String)>),
-) -> Result<String> {
-    let name = file
-        .file_name()
-        .and_then(|n| n.to_str())
-        .with_context(|| {
-            format!(
-                "{} has no UTF-8 file name to use as object name",
-                file.display()
-            )
-        })?
-        .to_owned();
-    let opened = tokio::fs::File::open(file)
-        .await
-        .with_context(|| format!("open {}", file.display()))?;
-    let metadata = opened.metadata().await?;
-    anyhow::ensure!(
-        metadata.is_file(),
-        "{} is not a regular file",
-        file.display()
+    let bar = indicatif::ProgressBar::new(bytes).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} {wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}",
+        )
+        .expect("a valid template"),
     );
-    let object = delivery::Object {
-        name,
-        size: Some(metadata.len()),
-        content_type,
-        metadata: custom,
-        session: None,
-    };
-    // A progress bar for large files, only where a person watches.
-    let receipt =
-        if std::io::IsTerminal::is_terminal(&std::io::stdout()) && metadata.len() > 8 << 20 {
-            let bar = indicatif::ProgressBar::new(metadata.len()).with_style(
-                indicatif::ProgressStyle::with_template(
-                    "{msg} {wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec}",
-                )
-                .expect("a valid template"),
-            );
-            bar.set_message(object.name.clone());
-            let result = session
-                .deliver(destination, &object, bar.wrap_async_read(opened))
-                .await;
-            bar.finish_and_clear();
-            result?
-        } else {
-            session.deliver(destination, &object, opened).await?
-        };
-    Ok(receipt_json(&receipt, Some(file)))
+    bar.set_message(format!("0/{objects} objects"));
+    Some(bar)
 }

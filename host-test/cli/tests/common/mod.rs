@@ -66,6 +66,13 @@ pub fn dest_toml(demo: &wif_push_bench::demo::Demo, extra: &str) -> String {
 pub fn host_test_against(demo: &wif_push_bench::demo::Demo, args: &[&std::ffi::OsStr]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_host-test"));
     cmd.args(args).env_clear();
+    // A state directory of its own, so that each command's delivery ledger starts empty.
+    static COMMANDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COMMANDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    cmd.env(
+        "XDG_STATE_HOME",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("state-{}-{n}", std::process::id())),
+    );
     for route in &demo.routes {
         cmd.arg("--connect-to")
             .arg(format!("{}={}", route.host, route.target));

@@ -90,6 +90,8 @@ pub struct GcsLog {
     pub bytes_resent: u64,
     /// The fault this request met.
     pub fault: Option<Fault>,
+    /// The resumable session this request started or went to (its upload id).
+    pub session: Option<String>,
 }
 
 /// A handled Cloud Storage request: the answer (`None`: drop the connection), and what to log.
@@ -203,6 +205,7 @@ async fn route(
             return Ok(Reply::not_found());
         };
         if let Some(id) = query.get("upload_id") {
+            log.session = Some(id.clone());
             return resumable::request(state, parts, id, body, log).await;
         }
         authorize(state, &parts.headers, "storage.objects.create", true)?;
@@ -217,7 +220,10 @@ async fn route(
             }
             Some("media") => media::upload(state, parts, query, if_generation_match, body).await,
             Some("resumable") => {
-                resumable::start(state, parts, query, if_generation_match, body).await
+                let (reply, id) =
+                    resumable::start(state, parts, query, if_generation_match, body).await?;
+                log.session = Some(id);
+                Ok(reply)
             }
             None => Ok(wrong_url_for_upload()),
             Some(other) => Ok(bad_request(

@@ -65,7 +65,7 @@ pub(super) async fn start(
     query: &HashMap<String, String>,
     if_generation_match: Option<i64>,
     body: &mut Body,
-) -> Result<Reply, Fail> {
+) -> Result<(Reply, String), Fail> {
     let metadata = body.read_small(METADATA_LIMIT).await?.ok_or_else(|| {
         bad_request(
             "invalid",
@@ -129,9 +129,10 @@ pub(super) async fn start(
         id.clone(),
         std::sync::Arc::new(tokio::sync::Mutex::new(session)),
     );
-    Ok(Reply::new(StatusCode::OK, Value::Null, outcome)
+    let reply = Reply::new(StatusCode::OK, Value::Null, outcome)
         .with_header_value(LOCATION, location)
-        .with_header_value(UPLOAD_ID_HEADER, upload_id_value(&id)))
+        .with_header_value(UPLOAD_ID_HEADER, upload_id_value(&id));
+    Ok((reply, id))
 }
 
 fn upload_id_value(id: &str) -> HeaderValue {

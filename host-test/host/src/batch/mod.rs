@@ -1,0 +1,642 @@
+//! Batches: many objects delivered concurrently into one destination, each exactly once across
+//! crashes when a [`ledger`] keeps the record.
+//!
+//! Concurrency is a pool of component instances, as `host-test serve` runs: each worker owns an
+//! instance and delivers one object at a time; the first instance's token exchange serves them
+//! all (the others adopt its tokens, and any renewed token is shared the same way). Memory
+//! stays bounded by one chunk per worker. The component stays synchronous and small: several
+//! requests in flight from one instance would need an async core for a gain the pool already
+//! gives (README: Batches).
+
+pub mod ledger;
+pub mod plan;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow};
+use serde_json::{Value, json};
+
+use crate::outbound::Outbound;
+use crate::runtime::{
+    GuestEnv, Runtime, Session, Settings, SharedTokens, StepError, Trapped, delivery, receipt_json,
+};
+use ledger::{Entry, Ledger, Record};
+use plan::{Item, Plan, Problem, Source};
+
+/// What a 412 means for a name the ledger does not know: another sender's object, or one an
+/// earlier run without a ledger created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IfExists {
+    /// The object fails, and with it the batch (exit ≠ 0).
+    #[default]
+    Fail,
+    /// The object is skipped (and counted as such); the batch may still succeed.
+    Skip,
+}
+
+/// How a batch runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Objects in flight at once, each on its own instance.
+    pub concurrency: usize,
+    pub if_exists: IfExists,
+    /// Written last, listing every object of the batch, once all are delivered.
+    pub manifest_object: Option<String>,
+    pub guest_memory_limit: Option<usize>,
+}
+
+/// Objects in flight by default: measured over a 40 ms round trip (README: Batches), where
+/// small objects gain little past 8 and large ones are limited by the link.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// What became of one object.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Delivered by this run: its receipt.
+    Delivered(Value),
+    /// Delivered by an earlier run, as the ledger (or the session it kept) says.
+    Earlier(Value),
+    /// The name was taken and `--if-exists skip` said to leave it.
+    Skipped(Value),
+    Failed(anyhow::Error),
+}
+
+/// What a batch reports as it goes.
+pub enum Event<'a> {
+    /// The object `item` (with its full `name`) ended so.
+    Done {
+        item: &'a Item,
+        outcome: &'a Outcome,
+    },
+}
+
+/// Where a batch reports each outcome as it comes.
+pub type Events = Arc<dyn Fn(Event<'_>) + Send + Sync>;
+
+/// The batch's totals.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub objects: usize,
+    pub delivered: usize,
+    pub earlier: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    /// Bytes of the objects delivered by this run.
+    pub bytes: u64,
+    pub elapsed: Duration,
+    /// The completion manifest's receipt, when one was written.
+    pub manifest: Option<Value>,
+}
+
+impl Summary {
+    pub fn succeeded(&self) -> bool {
+        self.failed == 0
+    }
+
+    /// One line for a person: counts, bytes, time and rate.
+    pub fn line(&self) -> String {
+        let secs = self.elapsed.as_secs_f64();
+        let mib = self.bytes as f64 / (1024.0 * 1024.0);
+        format!(
+            "{} objects: {} delivered, {} delivered earlier, {} skipped, {} failed; {mib:.1} MiB in \
+             {secs:.1} s ({:.1} MiB/s, {:.1} objects/s)",
+            self.objects,
+            self.delivered,
+            self.earlier,
+            self.skipped,
+            self.failed,
+            if secs > 0.0 { mib / secs } else { 0.0 },
+            if secs > 0.0 {
+                self.delivered as f64 / secs
+            } else {
+                0.0
+            },
+        )
+    }
+}
+
+/// What the component needs to make instances: its runtime, environment and network policy.
+#[derive(Clone)]
+pub struct Instances {
+    pub runtime: Runtime,
+    pub env: GuestEnv,
+    pub outbound: Outbound,
+}
+
+impl Instances {
+    async fn session(&self, memory_limit: Option<usize>) -> Result<Session> {
+        let mut session = Session::new(&self.runtime, &self.env, self.outbound.clone()).await?;
+        if let Some(bytes) = memory_limit {
+            session.limit_guest_memory(bytes);
+        }
+        Ok(session)
+    }
+}
+
+/// Everything the workers share.
+struct Shared {
+    instances: Instances,
+    settings: Settings,
+    bucket: String,
+    prefix: String,
+    single_request_limit: u64,
+    options: Options,
+    ledger: Option<Mutex<Ledger>>,
+    tokens: Mutex<SharedTokens>,
+    queue: Mutex<VecDeque<Item>>,
+    events: Events,
+    /// Bytes read from the sources so far (for a progress bar).
+    read: Arc<AtomicU64>,
+}
+
+impl Shared {
+    fn record(&self, record: Record) -> Result<()> {
+        match &self.ledger {
+            Some(ledger) => ledger.lock().unwrap().append(&record),
+            None => Ok(()),
+        }
+    }
+
+    fn ledger_entry(&self, name: &str) -> Option<Entry> {
+        self.ledger
+            .as_ref()
+            .and_then(|l| l.lock().unwrap().get(name).cloned())
+    }
+}
+
+/// Expands the `s3://` inputs of `plan` (listing prefixes with the component) and checks every
+/// name; returns the objects to deliver. Two sources for one name stop the batch here, before
+/// anything is sent.
+pub async fn prepare(
+    session: &mut Session,
+    settings: &Settings,
+    plan: &mut Plan,
+    manifest_object: Option<&str>,
+) -> Result<()> {
+    for uri in std::mem::take(&mut plan.s3) {
+        match session.plan_s3(settings, &uri).await {
+            Ok(planned) => plan.items.extend(planned.into_iter().map(|p| Item {
+                name: p.name,
+                source: Source::S3(p.source),
+                size: p.size,
+                content_type: None,
+                metadata: Vec::new(),
+            })),
+            Err(e) => plan.problems.push(Problem {
+                source: uri,
+                message: format!("{e:#}"),
+            }),
+        }
+    }
+    let prefix = destination(settings)?.prefix;
+    plan.check_names(&prefix);
+    if let Some(name) = manifest_object
+        && plan.items.iter().any(|i| i.name == name)
+    {
+        plan.problems.push(Problem {
+            source: format!("--manifest-object {name}"),
+            message: "is also an object of the batch: give the manifest a name of its own".into(),
+        });
+    }
+    Ok(())
+}
+
+fn destination(settings: &Settings) -> Result<wif_push::config::Destination> {
+    wif_push::config::Destination::from_settings(settings).map_err(|e| anyhow!("{e}"))
+}
+
+/// Delivers `items` into the destination, `options.concurrency` at a time, recording each step
+/// in `ledger` (if any) before it happens. Reports each outcome through `events` as it comes,
+/// and counts the bytes read from the sources in `read`.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    instances: Instances,
+    settings: &Settings,
+    first: Session,
+    items: Vec<Item>,
+    ledger: Option<Ledger>,
+    options: &Options,
+    events: Events,
+    read: Arc<AtomicU64>,
+) -> Result<Summary> {
+    let started = Instant::now();
+    let destination = destination(settings)?;
+    let mut summary = Summary {
+        objects: items.len(),
+        ..Summary::default()
+    };
+    let mut receipts: HashMap<String, Value> = HashMap::new();
+    let mut pending = VecDeque::new();
+    for item in items {
+        let full = format!("{}{}", destination.prefix, item.name);
+        match ledger.as_ref().and_then(|l| l.get(&full)) {
+            Some(Entry::Delivered(receipt)) => {
+                summary.earlier += 1;
+                receipts.insert(item.name.clone(), receipt.clone());
+                events(Event::Done {
+                    item: &item,
+                    outcome: &Outcome::Earlier(receipt.clone()),
+                });
+            }
+            _ => pending.push_back(item),
+        }
+    }
+    let shared = Arc::new(Shared {
+        instances,
+        settings: settings.clone(),
+        bucket: destination.bucket.clone(),
+        prefix: destination.prefix.clone(),
+        single_request_limit: destination.upload.single_request_limit,
+        options: options.clone(),
+        ledger: ledger.map(Mutex::new),
+        tokens: Mutex::new(SharedTokens::default()),
+        queue: Mutex::new(pending),
+        events: events.clone(),
+        read,
+    });
+    let mut first = first;
+    let work = shared.queue.lock().unwrap().len();
+    let results = if work > 0 || options.manifest_object.is_some() {
+        // One token exchange for the whole batch, before the workers start.
+        first
+            .access_token(settings)
+            .await
+            .context("the batch could not get its access token")?;
+        let tokens = first.cached_tokens().await?;
+        shared.tokens.lock().unwrap().merge(tokens);
+        let workers = options.concurrency.clamp(1, work.max(1));
+        let mut tasks = Vec::with_capacity(workers);
+        let mut first = Some(first);
+        for _ in 0..workers {
+            tasks.push(tokio::spawn(worker(shared.clone(), first.take())));
+        }
+        let mut results = Vec::new();
+        for task in tasks {
+            results.extend(task.await.context("a delivery worker failed")?);
+        }
+        results
+    } else {
+        Vec::new()
+    };
+    for (item, outcome) in &results {
+        match outcome {
+            Outcome::Delivered(receipt) => {
+                summary.delivered += 1;
+                summary.bytes += receipt["size"].as_u64().unwrap_or(0);
+                receipts.insert(item.name.clone(), receipt.clone());
+            }
+            Outcome::Earlier(receipt) => {
+                summary.earlier += 1;
+                receipts.insert(item.name.clone(), receipt.clone());
+            }
+            Outcome::Skipped(note) => {
+                summary.skipped += 1;
+                receipts.insert(item.name.clone(), note.clone());
+            }
+            Outcome::Failed(_) => summary.failed += 1,
+        }
+    }
+    if let Some(name) = &options.manifest_object
+        && summary.failed == 0
+    {
+        let manifest = completion_manifest(&receipts, &summary);
+        let item = Item {
+            name: name.clone(),
+            source: Source::File("<completion manifest>".into()),
+            size: Some(manifest.len() as u64),
+            content_type: Some("application/json".into()),
+            metadata: Vec::new(),
+        };
+        let full = format!("{}{}", destination.prefix, name);
+        let outcome = match shared.ledger_entry(&full) {
+            Some(Entry::Delivered(receipt)) => Outcome::Earlier(receipt),
+            _ => {
+                let mut session = shared.instances.session(options.guest_memory_limit).await?;
+                let tokens = shared.tokens.lock().unwrap().tokens.clone();
+                session.adopt_tokens(&tokens).await?;
+                deliver_one(&shared, &mut session, &item, Body::Bytes(manifest)).await
+            }
+        };
+        events(Event::Done {
+            item: &item,
+            outcome: &outcome,
+        });
+        match outcome {
+            Outcome::Delivered(receipt) | Outcome::Earlier(receipt) => {
+                summary.manifest = Some(receipt)
+            }
+            Outcome::Skipped(_) | Outcome::Failed(_) => summary.failed += 1,
+        }
+    }
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// One worker: takes objects off the queue until it is empty, on its own instance.
+async fn worker(shared: Arc<Shared>, session: Option<Session>) -> Vec<(Item, Outcome)> {
+    let mut done = Vec::new();
+    let mut session = session;
+    let mut adopted = 0;
+    loop {
+        let Some(item) = shared.queue.lock().unwrap().pop_front() else {
+            break;
+        };
+        let outcome = match ready(&shared, &mut session, &mut adopted).await {
+            Ok(instance) => {
+                let body = match &item.source {
+                    Source::File(path) => Body::File(path.clone()),
+                    Source::S3(uri) => Body::S3(uri.clone()),
+                };
+                let outcome = deliver_one(&shared, instance, &item, body).await;
+                if let Ok(tokens) = instance.cached_tokens().await {
+                    shared.tokens.lock().unwrap().merge(tokens);
+                }
+                outcome
+            }
+            Err(e) => Outcome::Failed(e),
+        };
+        let outcome = match outcome {
+            Outcome::Failed(e) if e.downcast_ref::<Trapped>().is_some() => {
+                Outcome::Failed(anyhow!(
+                    "the component trapped while delivering {}: {e}; its instance was replaced and \
+                 the rest goes on",
+                    item.source
+                ))
+            }
+            outcome => outcome,
+        };
+        if session.as_ref().is_some_and(Session::is_broken) {
+            session = None;
+        }
+        (shared.events)(Event::Done {
+            item: &item,
+            outcome: &outcome,
+        });
+        done.push((item, outcome));
+    }
+    done
+}
+
+/// The worker's instance, made if it has none (or its last one trapped), holding the pool's
+/// latest tokens.
+async fn ready<'s>(
+    shared: &Shared,
+    session: &'s mut Option<Session>,
+    adopted: &mut u64,
+) -> Result<&'s mut Session> {
+    if session.is_none() {
+        *session = Some(
+            shared
+                .instances
+                .session(shared.options.guest_memory_limit)
+                .await?,
+        );
+        *adopted = 0;
+    }
+    let instance = session.as_mut().expect("just made");
+    let newer = {
+        let tokens = shared.tokens.lock().unwrap();
+        (tokens.version > *adopted).then(|| (tokens.tokens.clone(), tokens.version))
+    };
+    if let Some((tokens, version)) = newer {
+        instance.adopt_tokens(&tokens).await?;
+        *adopted = version;
+    }
+    Ok(instance)
+}
+
+/// Where an object's bytes come from, as the worker opens them.
+enum Body {
+    File(std::path::PathBuf),
+    S3(String),
+    Bytes(Vec<u8>),
+}
+
+fn step_status(e: &anyhow::Error) -> Option<u16> {
+    e.downcast_ref::<StepError>().and_then(|s| s.0.status)
+}
+
+/// Delivers `item`, journaling first: the session it continues (or starts), or that its one
+/// request is about to go.
+async fn deliver_one(shared: &Shared, session: &mut Session, item: &Item, body: Body) -> Outcome {
+    let full = format!("{}{}", shared.prefix, item.name);
+    let source = item.source.to_string();
+    let earlier = shared.ledger_entry(&full);
+    let object = delivery::Object {
+        name: item.name.clone(),
+        size: item.size,
+        content_type: item.content_type.clone(),
+        metadata: item.metadata.clone(),
+        session: None,
+    };
+    // Resumable when large, or of a size only S3 knows: those get a session journaled first.
+    let resumable = shared.ledger.is_some()
+        && item
+            .size
+            .is_none_or(|size| size > shared.single_request_limit);
+    let record = |record: Record| shared.record(record);
+    let kept_session = match &earlier {
+        Some(Entry::Started {
+            source: s,
+            size,
+            session: Some(session),
+        }) if *s == source && *size == item.size => Some(session.clone()),
+        _ => None,
+    };
+    let started_before = matches!(&earlier, Some(Entry::Started { source: s, .. }) if *s == source);
+    let attempt = async {
+        let mut object = object;
+        if resumable {
+            let resumed = kept_session.is_some();
+            let session_url = match kept_session {
+                Some(url) => url,
+                None => {
+                    let url = session.start_upload(&shared.settings, &object).await?;
+                    record(Record::Started {
+                        name: full.clone(),
+                        source: source.clone(),
+                        size: item.size,
+                        session: Some(url.clone()),
+                    })?;
+                    url
+                }
+            };
+            object.session = Some(session_url);
+            match send(shared, session, &object, &body).await {
+                // The session a crashed run kept expired (a week): start another, once.
+                Err(e) if resumed && matches!(step_status(&e), Some(404 | 410)) => {
+                    let url = session.start_upload(&shared.settings, &object).await?;
+                    record(Record::Started {
+                        name: full.clone(),
+                        source: source.clone(),
+                        size: item.size,
+                        session: Some(url.clone()),
+                    })?;
+                    object.session = Some(url);
+                    send(shared, session, &object, &body)
+                        .await
+                        .map(|r| (r, false))
+                }
+                result => result.map(|r| (r, resumed)),
+            }
+        } else {
+            if !started_before {
+                record(Record::Started {
+                    name: full.clone(),
+                    source: source.clone(),
+                    size: item.size,
+                    session: None,
+                })?;
+            }
+            send(shared, session, &object, &body)
+                .await
+                .map(|r| (r, false))
+        }
+    };
+    match attempt.await {
+        Ok((receipt, resumed)) => {
+            let file = match &item.source {
+                Source::File(path) if !matches!(body, Body::Bytes(_)) => Some(path.as_path()),
+                _ => None,
+            };
+            let mut value: Value =
+                serde_json::from_str(&receipt_json(&receipt, file)).expect("a receipt is JSON");
+            if let Err(e) = record(Record::Delivered {
+                name: full.clone(),
+                receipt: value.clone(),
+            }) {
+                return Outcome::Failed(e.context(format!(
+                    "{full} was delivered but its receipt could not be recorded"
+                )));
+            }
+            // A session that had finished before this run asked it: an earlier run's object.
+            if resumed && receipt.requests <= 1 {
+                value["earlier"] = json!(true);
+                return Outcome::Earlier(value);
+            }
+            Outcome::Delivered(value)
+        }
+        Err(e) if step_status(&e) == Some(412) && started_before => {
+            // The earlier run sent this request and was stopped before it recorded the answer:
+            // GCS created the object then (after checking its checksum); the name is ours.
+            let value = json!({
+                "status": "delivered-unconfirmed",
+                "bucket": shared.bucket,
+                "name": full,
+                "size": item.size,
+                "upload": "multipart",
+                "earlier": true,
+                "note": "an earlier run created this object and was stopped before it recorded the receipt",
+            });
+            match record(Record::Delivered {
+                name: full.clone(),
+                receipt: value.clone(),
+            }) {
+                Ok(()) => Outcome::Earlier(value),
+                Err(e) => Outcome::Failed(e),
+            }
+        }
+        Err(e) if step_status(&e) == Some(412) && shared.options.if_exists == IfExists::Skip => {
+            Outcome::Skipped(json!({
+                "status": "skipped",
+                "bucket": shared.bucket,
+                "name": full,
+                "reason": "an object of this name already exists (--if-exists skip)",
+            }))
+        }
+        Err(e) if step_status(&e) == Some(412) => Outcome::Failed(e.context(format!(
+            "{full} already exists and this ledger did not deliver it: it was left as it is \
+             (--if-exists skip skips such names)"
+        ))),
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+/// One delivery call with the object's bytes.
+async fn send(
+    shared: &Shared,
+    session: &mut Session,
+    object: &delivery::Object,
+    body: &Body,
+) -> Result<delivery::Receipt> {
+    match body {
+        Body::S3(uri) => session.deliver_s3(&shared.settings, uri, object).await,
+        Body::Bytes(bytes) => {
+            session
+                .deliver(
+                    &shared.settings,
+                    object,
+                    std::io::Cursor::new(bytes.clone()),
+                )
+                .await
+        }
+        Body::File(path) => {
+            let file = tokio::fs::File::open(path)
+                .await
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            let counted = Counted {
+                inner: file,
+                read: shared.read.clone(),
+            };
+            session.deliver(&shared.settings, object, counted).await
+        }
+    }
+}
+
+/// The completion manifest: every object of the batch, for the partner's pipeline.
+fn completion_manifest(receipts: &HashMap<String, Value>, summary: &Summary) -> Vec<u8> {
+    let mut names: Vec<_> = receipts.keys().collect();
+    names.sort();
+    let objects: Vec<Value> = names
+        .into_iter()
+        .map(|name| {
+            let r = &receipts[name];
+            let source = r["source"]["uri"]
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| r["file"].as_str().map(str::to_owned));
+            json!({
+                "name": r["name"],
+                "size": r["size"],
+                "crc32c": r["crc32c"],
+                "generation": r["generation"],
+                "status": r["status"],
+                "source": source,
+            })
+        })
+        .collect();
+    let total: u64 = objects.iter().filter_map(|o| o["size"].as_u64()).sum();
+    let manifest = json!({
+        "wif-push-batch": 1,
+        "objects": objects,
+        "count": summary.objects,
+        "bytes": total,
+        "completed": time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+    });
+    serde_json::to_vec_pretty(&manifest).expect("JSON values serialize")
+}
+
+/// Reads a source, reporting how many bytes went through.
+struct Counted<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Counted<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        self.read.fetch_add(read as u64, Ordering::Relaxed);
+        poll
+    }
+}
