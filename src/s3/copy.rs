@@ -43,15 +43,19 @@ pub fn plan(
     destination: &Destination,
     uri: &S3Uri,
 ) -> Result<Vec<Planned>, Error> {
+    let mut access = access(io, tokens, destination)?;
     if !uri.is_prefix() {
+        // Its size decides how it is uploaded (a host journals a resumable session before the
+        // first byte): GetObject's answer says it, and the body is left unread. A missing
+        // object or a refusal is known here, before anything is sent.
+        let size = S3Reader::open(io, &access, uri)?.info().size;
         let name = uri.key.rsplit('/').next().unwrap_or(&uri.key).to_owned();
         return Ok(vec![Planned {
             source: uri.clone(),
             name,
-            size: None,
+            size: Some(size),
         }]);
     }
-    let mut access = access(io, tokens, destination)?;
     let objects = reader::list(io, &mut access, uri)?;
     Ok(objects
         .into_iter()

@@ -135,6 +135,8 @@ fn host_test(bench: &Bench, cache: &Path) -> Result<Command> {
     }
     command
         .env("WIF_PUSH_CACHE_DIR", cache)
+        // Each run's delivery ledger in the benchmark's directory, not the user's.
+        .env("XDG_STATE_HOME", bench.dir.path().join("state"))
         .stderr(Stdio::piped())
         .stdout(Stdio::piped());
     Ok(command)

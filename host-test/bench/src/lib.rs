@@ -10,6 +10,7 @@
 //! The crate also holds [`demo`], the emulator and destination the benchmarks start from, which
 //! the CLI's `demo` command and the tests use as well.
 
+mod batch;
 mod cold;
 pub mod demo;
 mod large;
@@ -60,9 +61,24 @@ pub struct BenchArgs {
     /// `discard` (CRC32C, MD5 and SHA-256 computed, dropped: a far slower server).
     #[arg(long, value_enum, default_value = "benchmark")]
     pub store: Store,
-    /// Only these parts (repeatable): throughput, small, cold-start, sigv4.
+    /// Only these parts (repeatable): throughput, small, cold-start, sigv4, batch.
     #[arg(long = "only", value_enum)]
     pub only: Vec<Part>,
+    /// Batches: the round trip the emulator adds to each request and connection (ms).
+    #[arg(long, value_name = "MS", default_value_t = 40)]
+    pub wan_rtt_ms: u64,
+    /// Batches: what one connection may upload, in Mbit/s.
+    #[arg(long, value_name = "MBIT", default_value_t = 200)]
+    pub wan_mbit: u64,
+    /// Batches: small files (64 KiB each) in the first batch.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub batch_objects: usize,
+    /// Batches: the size of each of the 8 large files, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub batch_large_mib: u64,
+    /// Batches: objects in flight at once (wif-push's instances, the Python client's threads).
+    #[arg(long, value_name = "N", default_value_t = wif_push_host::batch::DEFAULT_CONCURRENCY)]
+    pub batch_concurrency: usize,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -78,6 +94,8 @@ pub enum Part {
     Small,
     ColdStart,
     Sigv4,
+    /// Batches over the emulator's WAN profile (not run unless asked for: minutes).
+    Batch,
 }
 
 /// One line of the table.
@@ -252,6 +270,9 @@ impl Bench {
     }
 
     fn wants(&self, part: Part) -> bool {
+        if part == Part::Batch {
+            return self.args.only.contains(&part);
+        }
         self.args.only.is_empty() || self.args.only.contains(&part)
     }
 }
@@ -289,6 +310,9 @@ pub async fn run(component: Option<&Path>, args: BenchArgs) -> Result<()> {
     }
     if bench.wants(Part::Sigv4) {
         rows.extend(sigv4::run(&bench).await?);
+    }
+    if bench.wants(Part::Batch) {
+        rows.extend(batch::run(&bench).await?);
     }
 
     println!("{}", table(&rows));

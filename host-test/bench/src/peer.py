@@ -3,9 +3,11 @@
 
   peer.py large ENDPOINT TOKEN BUCKET NAME FILE       one upload_from_filename
   peer.py small ENDPOINT TOKEN BUCKET PREFIX COUNT SIZE   COUNT upload_from_string, in sequence
+  peer.py many ENDPOINT TOKEN BUCKET PREFIX WORKERS FILE...  transfer_manager.upload_many, threads
 """
 
 import json
+import os
 import sys
 import time
 
@@ -37,6 +39,21 @@ def main():
             bucket.blob(f"{prefix}{i}").upload_from_string(data, if_generation_match=0)
         seconds = time.perf_counter() - started
         print(json.dumps({"seconds": seconds, "count": count}))
+    elif mode == "many":
+        from google.cloud.storage import transfer_manager
+
+        prefix, workers, paths = sys.argv[5], int(sys.argv[6]), sys.argv[7:]
+        pairs = [(path, bucket.blob(prefix + os.path.basename(path))) for path in paths]
+        started = time.perf_counter()
+        transfer_manager.upload_many(
+            pairs,
+            max_workers=workers,
+            worker_type=transfer_manager.THREAD,
+            upload_kwargs={"if_generation_match": 0},
+            raise_exception=True,
+        )
+        seconds = time.perf_counter() - started
+        print(json.dumps({"seconds": seconds, "count": len(pairs)}))
     else:
         sys.exit(f"unknown mode {mode}")
 

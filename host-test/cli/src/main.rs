@@ -107,6 +107,12 @@ enum Command {
         /// Reproduce a partner-side misconfiguration (repeatable).
         #[arg(long, value_enum)]
         misconfig: Vec<Misconfig>,
+        /// A wide-area link: this round trip (ms) added to every connection and Google request.
+        #[arg(long, value_name = "MS", default_value_t = 0)]
+        wan_rtt_ms: u64,
+        /// A wide-area link: what one connection may upload, in Mbit/s (default: no cap).
+        #[arg(long, value_name = "MBIT", value_parser = clap::value_parser!(u64).range(1..))]
+        wan_mbit: Option<u64>,
     },
 }
 
@@ -236,7 +242,18 @@ async fn run(cli: &Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(args) => wif_push_bench::run(cli.component.as_deref(), args.clone()).await,
-        Command::Emulate { listen, misconfig } => commands::emulate::run(*listen, misconfig).await,
+        Command::Emulate {
+            listen,
+            misconfig,
+            wan_rtt_ms,
+            wan_mbit,
+        } => {
+            let wan = wif_push_emulator::Wan {
+                round_trip: std::time::Duration::from_millis(*wan_rtt_ms),
+                bandwidth: wan_mbit.map(|mbit| mbit * 1_000_000 / 8),
+            };
+            commands::emulate::run(*listen, misconfig, wan).await
+        }
         Command::Serve {
             config,
             listen,

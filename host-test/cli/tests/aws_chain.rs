@@ -185,7 +185,7 @@ fn web_identity_reads_its_token_file_and_its_role_signs_the_subject_token() {
     let (_, stderr) = text(&moto.subject_token(&dest, &env));
     assert!(
         stderr.contains(&format!(
-            "the web identity token file {token_path} is empty"
+            "the web identity token file \"{token_path}\" is empty"
         )),
         "{stderr}"
     );
@@ -193,7 +193,7 @@ fn web_identity_reads_its_token_file_and_its_role_signs_the_subject_token() {
     let (_, stderr) = text(&moto.subject_token(&dest, &env));
     assert!(
         stderr.contains(&format!(
-            "cannot read the web identity token file {token_path}"
+            "cannot read the web identity token file \"{token_path}\""
         )),
         "{stderr}"
     );

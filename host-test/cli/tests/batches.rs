@@ -403,6 +403,33 @@ fn the_completion_manifest_lists_every_object_and_lands_last() {
     );
 }
 
+#[test]
+fn a_destination_that_refuses_the_sender_stops_the_batch_at_its_first_object() {
+    let mut config = EmulatorConfig::demo();
+    config.misconfig = vec![wif_push_emulator::Misconfig::MissingWorkloadIdentityUser];
+    let started = start_demo(config, "");
+    let dir = started.dir.path().join("export");
+    export(&dir, 30, 0);
+    let out = run(deliver(
+        &started,
+        &[OsStr::new("--no-ledger"), dir.as_os_str()],
+    ));
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("impersonat"), "{stderr}");
+    assert!(
+        stderr.contains("the batch stopped at its first object"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("29 more were not tried"), "{stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        2,
+        "one error, then the stop: {stderr}"
+    );
+    assert_eq!(gcs_requests(&started), 0);
+}
+
 /// A small xorshift: the kill times are reproducible from the seed printed on failure.
 struct Rng(u64);
 

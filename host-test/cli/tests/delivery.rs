@@ -292,10 +292,19 @@ fn with_json_every_error_line_is_json_per_file_too() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stdout}\n{stderr}");
     assert_eq!(stdout.lines().count(), 1, "one receipt: {stdout}");
-    let errors: Vec<serde_json::Value> = stderr
+    let lines: Vec<serde_json::Value> = stderr
         .lines()
         .filter(|l| !l.starts_with("wif-push:"))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let summary = lines
+        .iter()
+        .find(|l| l.get("summary").is_some())
+        .expect("a summary");
+    assert_eq!(summary["summary"]["delivered"], 1, "{stderr}");
+    let errors: Vec<_> = lines
+        .into_iter()
+        .filter(|l| l.get("error").is_some())
         .collect();
     assert_eq!(errors.len(), 2, "{stderr}");
     assert_eq!(errors[0]["error"]["command"], "deliver");

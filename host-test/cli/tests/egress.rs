@@ -154,6 +154,7 @@ fn https_goes_through_the_proxy_and_trusts_the_given_ca() {
     let run = |extra: &[&OsStr], env: &[(&str, String)]| {
         let mut args: Vec<&OsStr> = vec![
             "deliver".as_ref(),
+            "--no-ledger".as_ref(),
             "--config".as_ref(),
             dest.as_os_str(),
             "--allow-host".as_ref(),

@@ -23,9 +23,11 @@ mod server;
 mod state;
 mod sts;
 mod subject_token;
+mod wan;
 
 pub use gcs::{Fault, FaultPlan, GcsLog, RandomFaults, StoredObject};
 pub use s3::{S3Checksum, S3Object};
+pub use wan::Wan;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -121,6 +123,8 @@ pub struct EmulatorConfig {
     pub storage: Storage,
     /// Faults that Cloud Storage requests meet; see [`Emulator::set_faults`].
     pub faults: FaultPlan,
+    /// The link to Google: a round trip per connection and request, a bandwidth per connection.
+    pub wan: Wan,
 }
 
 /// Where the emulated bucket keeps its objects.
@@ -173,6 +177,7 @@ impl EmulatorConfig {
             bucket: "partner-inbox".into(),
             storage: Storage::TempDir,
             faults: FaultPlan::default(),
+            wan: Wan::default(),
         }
     }
 

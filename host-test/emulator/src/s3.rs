@@ -25,6 +25,8 @@ pub struct S3Object {
     /// The next GetObject of this object sends this many bytes of its body, then drops the
     /// connection (once).
     pub break_after: Option<u64>,
+    /// GetObjects of this object answered whole before the one that breaks.
+    pub break_skip: u32,
 }
 
 /// The checksum S3 keeps for an object.
@@ -50,6 +52,7 @@ impl S3Object {
             checksum: S3Checksum::FullObjectCrc32c,
             region: "us-east-1".to_owned(),
             break_after: None,
+            break_skip: 0,
         }
     }
 
@@ -279,12 +282,17 @@ fn answer(
         if method == Method::HEAD {
             return Ok(Answer::Object(Box::new(answer)));
         }
-        let broken = object.break_after.filter(|_| from == 0);
+        let mut broken = object.break_after.filter(|_| from == 0);
         if broken.is_some() {
-            // Once: the next read of this object goes through.
             for stored in lock(&state.s3).iter_mut() {
                 if stored.bucket == bucket && stored.key == key {
-                    stored.break_after = None;
+                    if stored.break_skip > 0 {
+                        stored.break_skip -= 1;
+                        broken = None;
+                    } else {
+                        // Once: the next read of this object goes through.
+                        stored.break_after = None;
+                    }
                 }
             }
         }

@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 
 use crate::reply::Reply;
 use crate::state::{State, lock};
+use crate::wan::Paced;
 use crate::{Endpoint, LogEntry, aws_sts, gcs, iam, s3, sts};
 
 /// Google's front end refuses larger requests; none of these endpoints needs more.
@@ -33,11 +34,19 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<State>) {
                 Ok((stream, _)) => {
                     let state = state.clone();
                     connections.spawn(async move {
+                        let wan = state.config.wan;
+                        // The connection's handshake costs a round trip.
+                        wan.round_trip().await;
                         let service = service_fn(move |req| handle(state.clone(), req));
                         // A client that hangs up mid-request is its own problem, not the server's.
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        let http = http1::Builder::new();
+                        let _ = match wan.bandwidth {
+                            Some(rate) => {
+                                http.serve_connection(TokioIo::new(Paced::new(stream, rate)), service)
+                                    .await
+                            }
+                            None => http.serve_connection(TokioIo::new(stream), service).await,
+                        };
                     });
                 }
                 // E.g. out of file descriptors: back off instead of spinning.
@@ -144,6 +153,8 @@ async fn handle_google(
     let (parts, body) = req.into_parts();
     let endpoint = Endpoint::of(parts.uri.path());
     lock(&state.arrivals).push((endpoint, Instant::now()));
+    // The request's way there and the answer's way back (Google only: S3 is the sender's region).
+    state.config.wan.round_trip().await;
     if endpoint == Endpoint::Gcs {
         let handled = gcs::handle(&state, &parts, body).await;
         lock(&state.log).push(LogEntry {

@@ -132,11 +132,14 @@ pub async fn run(
                 })
             );
         }
-        eprintln!(
-            "host-test deliver: dry run: {} objects would be delivered to gs://{}/{}; nothing was sent",
-            plan.items.len(),
-            destination.bucket,
-            destination.prefix
+        note(
+            cli,
+            &format!(
+                "dry run: {} objects would be delivered to gs://{}/{}; nothing was sent",
+                plan.items.len(),
+                destination.bucket,
+                destination.prefix
+            ),
         );
         return finish(plan.problems.len(), plan.items.len() + plan.problems.len());
     }
@@ -148,8 +151,8 @@ pub async fn run(
             None => ledger::default_path(&destination.bucket, &destination.prefix)?,
         };
         let ledger = ledger::Ledger::open(&path, &destination.bucket, &destination.prefix)?;
-        if let Some(note) = &ledger.recovered {
-            eprintln!("host-test deliver: {note}");
+        if let Some(recovered) = &ledger.recovered {
+            note(cli, recovered);
         }
         Some(ledger)
     };
@@ -216,13 +219,38 @@ pub async fn run(
         bar.finish_and_clear();
     }
     let summary = summary?;
-    eprintln!("host-test deliver: {}", summary.line());
-    if options.manifest_object.is_some() && summary.manifest.is_none() {
+    if cli.json {
         eprintln!(
-            "host-test deliver: the completion manifest was not written: not every object was delivered"
+            "{}",
+            serde_json::json!({"summary": {
+                "objects": summary.objects,
+                "delivered": summary.delivered,
+                "earlier": summary.earlier,
+                "skipped": summary.skipped,
+                "failed": summary.failed,
+                "bytes": summary.bytes,
+                "seconds": summary.elapsed.as_secs_f64(),
+            }})
+        );
+    } else {
+        eprintln!("host-test deliver: {}", summary.line());
+    }
+    if options.manifest_object.is_some() && summary.manifest.is_none() {
+        note(
+            cli,
+            "the completion manifest was not written: not every object was delivered",
         );
     }
     finish(summary.failed + problems, summary.objects + problems)
+}
+
+/// A line for whoever reads stderr: text, or with `--json` a JSON object.
+fn note(cli: &Cli, text: &str) {
+    if cli.json {
+        eprintln!("{}", serde_json::json!({ "note": text }));
+    } else {
+        eprintln!("host-test deliver: {text}");
+    }
 }
 
 fn finish(failed: usize, total: usize) -> Result<()> {

@@ -5,10 +5,11 @@
 use std::net::SocketAddr;
 
 use anyhow::Result;
-use wif_push_emulator::{AwsIdentity, Emulator, EmulatorConfig, Misconfig};
+use wif_push_emulator::{AwsIdentity, Emulator, EmulatorConfig, Misconfig, Wan};
 
-pub async fn run(listen: SocketAddr, misconfig: &[Misconfig]) -> Result<()> {
+pub async fn run(listen: SocketAddr, misconfig: &[Misconfig], wan: Wan) -> Result<()> {
     let mut config = EmulatorConfig::demo();
+    config.wan = wan;
     config.provider_id = "aws-sender".into();
     config.misconfig = misconfig.to_vec();
     if let (Ok(key), Ok(secret)) = (
@@ -28,6 +29,17 @@ pub async fn run(listen: SocketAddr, misconfig: &[Misconfig]) -> Result<()> {
     let c = emulator.config();
     let addr = emulator.addr();
     println!("Google STS, IAM Credentials, Cloud Storage and AWS STS emulator on http://{addr}");
+    if !wan.is_loopback() {
+        println!(
+            "a wide-area link: {} ms round trip per connection and request, {}",
+            wan.round_trip.as_millis(),
+            wan.bandwidth
+                .map_or("no bandwidth cap".to_owned(), |b| format!(
+                    "{} Mbit/s per connection",
+                    b * 8 / 1_000_000
+                ))
+        );
+    }
     if let Some(dir) = emulator.storage_dir() {
         println!("objects are kept in {} until it stops", dir.display());
     }

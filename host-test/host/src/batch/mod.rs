@@ -257,30 +257,35 @@ pub async fn run(
         events: events.clone(),
         read,
     });
-    let mut first = first;
+    let mut first = Some(first);
+    let mut results = Vec::new();
+    // The first object goes alone: its token exchange then serves every instance, and a
+    // destination that cannot get a token (or may not create objects) stops the batch here
+    // instead of failing every object in turn.
+    let next = shared.queue.lock().unwrap().pop_front();
+    if let Some(item) = next {
+        let outcome = handle(&shared, &mut first, &mut 0, &item).await;
+        let stop = matches!(&outcome, Outcome::Failed(e) if stops_the_batch(e));
+        results.push((item, outcome));
+        if stop {
+            let left = shared.queue.lock().unwrap().len();
+            anyhow::bail!(
+                "the batch stopped at its first object (above), which every object would meet; \
+                 {left} more were not tried: fix that and run the same command again"
+            );
+        }
+    }
     let work = shared.queue.lock().unwrap().len();
-    let results = if work > 0 || options.manifest_object.is_some() {
-        // One token exchange for the whole batch, before the workers start.
-        first
-            .access_token(settings)
-            .await
-            .context("the batch could not get its access token")?;
-        let tokens = first.cached_tokens().await?;
-        shared.tokens.lock().unwrap().merge(tokens);
-        let workers = options.concurrency.clamp(1, work.max(1));
+    if work > 0 {
+        let workers = options.concurrency.clamp(1, work);
         let mut tasks = Vec::with_capacity(workers);
-        let mut first = Some(first);
         for _ in 0..workers {
             tasks.push(tokio::spawn(worker(shared.clone(), first.take())));
         }
-        let mut results = Vec::new();
         for task in tasks {
             results.extend(task.await.context("a delivery worker failed")?);
         }
-        results
-    } else {
-        Vec::new()
-    };
+    }
     for (item, outcome) in &results {
         match outcome {
             Outcome::Delivered(receipt) => {
@@ -335,6 +340,18 @@ pub async fn run(
     Ok(summary)
 }
 
+/// Failures of the destination or the identity, not of one object: every object would meet
+/// them.
+fn stops_the_batch(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<StepError>()
+        .is_some_and(|s| match s.0.step.as_str() {
+            "config" | "aws-credentials" | "aws-region" | "subject-token" | "sts-exchange"
+            | "impersonation" => true,
+            "upload" => matches!(s.0.status, Some(401 | 403)),
+            _ => false,
+        })
+}
+
 /// One worker: takes objects off the queue until it is empty, on its own instance.
 async fn worker(shared: Arc<Shared>, session: Option<Session>) -> Vec<(Item, Outcome)> {
     let mut done = Vec::new();
@@ -344,40 +361,50 @@ async fn worker(shared: Arc<Shared>, session: Option<Session>) -> Vec<(Item, Out
         let Some(item) = shared.queue.lock().unwrap().pop_front() else {
             break;
         };
-        let outcome = match ready(&shared, &mut session, &mut adopted).await {
-            Ok(instance) => {
-                let body = match &item.source {
-                    Source::File(path) => Body::File(path.clone()),
-                    Source::S3(uri) => Body::S3(uri.clone()),
-                };
-                let outcome = deliver_one(&shared, instance, &item, body).await;
-                if let Ok(tokens) = instance.cached_tokens().await {
-                    shared.tokens.lock().unwrap().merge(tokens);
-                }
-                outcome
-            }
-            Err(e) => Outcome::Failed(e),
-        };
-        let outcome = match outcome {
-            Outcome::Failed(e) if e.downcast_ref::<Trapped>().is_some() => {
-                Outcome::Failed(anyhow!(
-                    "the component trapped while delivering {}: {e}; its instance was replaced and \
-                 the rest goes on",
-                    item.source
-                ))
-            }
-            outcome => outcome,
-        };
-        if session.as_ref().is_some_and(Session::is_broken) {
-            session = None;
-        }
-        (shared.events)(Event::Done {
-            item: &item,
-            outcome: &outcome,
-        });
+        let outcome = handle(&shared, &mut session, &mut adopted, &item).await;
         done.push((item, outcome));
     }
     done
+}
+
+/// Delivers `item` on the worker's instance (made anew if it has none, or its last trapped),
+/// shares the tokens it holds, and reports the outcome.
+async fn handle(
+    shared: &Shared,
+    session: &mut Option<Session>,
+    adopted: &mut u64,
+    item: &Item,
+) -> Outcome {
+    let outcome = match ready(shared, session, adopted).await {
+        Ok(instance) => {
+            let body = match &item.source {
+                Source::File(path) => Body::File(path.clone()),
+                Source::S3(uri) => Body::S3(uri.clone()),
+            };
+            let outcome = deliver_one(shared, instance, item, body).await;
+            if let Ok(tokens) = instance.cached_tokens().await {
+                shared.tokens.lock().unwrap().merge(tokens);
+            }
+            outcome
+        }
+        Err(e) => Outcome::Failed(e),
+    };
+    let outcome = match outcome {
+        Outcome::Failed(e) if e.downcast_ref::<Trapped>().is_some() => Outcome::Failed(anyhow!(
+            "the component trapped while delivering {}: {e}; its instance was replaced and the \
+             rest goes on",
+            item.source
+        )),
+        outcome => outcome,
+    };
+    if session.as_ref().is_some_and(Session::is_broken) {
+        *session = None;
+    }
+    (shared.events)(Event::Done {
+        item,
+        outcome: &outcome,
+    });
+    outcome
 }
 
 /// The worker's instance, made if it has none (or its last one trapped), holding the pool's
