@@ -146,6 +146,7 @@ fn a_directory_is_delivered_concurrently_and_a_rerun_sends_nothing_again() {
     );
     let lines = receipts(&again);
     assert_eq!(lines.len(), 40);
+    assert!(lines.iter().all(|r| r["earlier"] == true), "{lines:?}");
     assert!(
         text(&again.stderr).contains("0 delivered, 40 delivered earlier"),
         "{}",
@@ -297,6 +298,54 @@ fn if_exists_decides_for_names_the_ledger_does_not_know_and_nothing_is_overwritt
     assert_eq!(bytes_of(&started, "taken.csv").unwrap(), b"first");
 }
 
+/// A crash can cut the ledger's last record short: the rerun drops it, says so, and asks GCS
+/// instead of sending the object again.
+#[test]
+fn a_torn_last_record_is_recovered_without_sending_anything_twice() {
+    let started = start_demo(EmulatorConfig::demo(), SMALL_LIMITS);
+    let dir = started.dir.path().join("export");
+    export(&dir, 6, 2);
+    let ledger = started.dir.path().join("ledger.jsonl");
+    let args = [OsStr::new("--ledger"), ledger.as_os_str(), dir.as_os_str()];
+    assert!(run(deliver(&started, &args)).status.success());
+    // The last record (the last object's receipt) cut in half, as a crash during its write
+    // leaves it.
+    let whole = std::fs::read_to_string(&ledger).unwrap();
+    let last = whole.trim_end().rfind('\n').unwrap() + 1;
+    assert!(
+        whole[last..].starts_with("{\"record\":\"delivered\""),
+        "{}",
+        &whole[last..]
+    );
+    std::fs::write(&ledger, &whole[..last + (whole.len() - last) / 2]).unwrap();
+    let before = creations(&started);
+    let gcs_before = gcs_requests(&started);
+    let out = run(deliver(&started, &args));
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("was cut short by an interrupted write"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("0 delivered, 6 delivered earlier"),
+        "{stderr}"
+    );
+    assert_eq!(creations(&started), before, "nothing created again");
+    // One request asked GCS about the torn object (its session's status, or its 412).
+    assert_eq!(gcs_requests(&started) - gcs_before, 1);
+    let again = run(deliver(&started, &args));
+    assert!(
+        !text(&again.stderr).contains("cut short"),
+        "the ledger was repaired"
+    );
+    assert_eq!(
+        gcs_requests(&started),
+        gcs_before + 1,
+        "the rerun after sends nothing"
+    );
+}
+
 #[test]
 fn a_second_process_on_a_ledger_is_refused_naming_the_first() {
     let started = start_demo(EmulatorConfig::demo(), "");
@@ -404,7 +453,7 @@ fn the_completion_manifest_lists_every_object_and_lands_last() {
 }
 
 #[test]
-fn a_destination_that_refuses_the_sender_stops_the_batch_at_its_first_object() {
+fn a_destination_that_refuses_the_sender_stops_the_batch_before_any_object() {
     let mut config = EmulatorConfig::demo();
     config.misconfig = vec![wif_push_emulator::Misconfig::MissingWorkloadIdentityUser];
     let started = start_demo(config, "");
@@ -418,16 +467,35 @@ fn a_destination_that_refuses_the_sender_stops_the_batch_at_its_first_object() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("impersonat"), "{stderr}");
     assert!(
-        stderr.contains("the batch stopped at its first object"),
+        stderr.contains("the batch could not start: none of its 30 objects was sent"),
         "{stderr}"
     );
-    assert!(stderr.contains("29 more were not tried"), "{stderr}");
-    assert_eq!(
-        stderr.lines().count(),
-        2,
-        "one error, then the stop: {stderr}"
-    );
+    assert_eq!(stderr.lines().count(), 1, "one error: {stderr}");
     assert_eq!(gcs_requests(&started), 0);
+    assert_eq!(started.demo.emulator.count(Endpoint::Iam), 1, "asked once");
+}
+
+#[test]
+fn a_bucket_that_refuses_uploads_stops_the_batch_at_the_first_refusal() {
+    let mut config = EmulatorConfig::demo();
+    config.faults = FaultPlan::scripted([wif_push_emulator::Fault::Status(403)]);
+    let started = start_demo(config, "");
+    let dir = started.dir.path().join("export");
+    export(&dir, 30, 0);
+    let out = run(deliver(
+        &started,
+        &[
+            OsStr::new("--no-ledger"),
+            OsStr::new("--concurrency"),
+            OsStr::new("1"),
+            dir.as_os_str(),
+        ],
+    ));
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("403"), "{stderr}");
+    assert!(stderr.contains("29 objects were not tried"), "{stderr}");
+    assert_eq!(gcs_requests(&started), 1);
 }
 
 /// A small xorshift: the kill times are reproducible from the seed printed on failure.

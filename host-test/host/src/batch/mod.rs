@@ -50,7 +50,7 @@ pub struct Options {
 
 /// Objects in flight by default: measured over a 40 ms round trip (README: Batches), where
 /// small objects gain little past 8 and large ones are limited by the link.
-pub const DEFAULT_CONCURRENCY: usize = 8;
+pub const DEFAULT_CONCURRENCY: usize = 16;
 
 /// What became of one object.
 #[derive(Debug)]
@@ -148,6 +148,10 @@ struct Shared {
     tokens: Mutex<SharedTokens>,
     queue: Mutex<VecDeque<Item>>,
     events: Events,
+    /// Opened once the batch has its token; closed if it cannot get one.
+    started: tokio::sync::Semaphore,
+    /// Set when an error every object would meet stopped the batch: how many were not tried.
+    stopped: Mutex<Option<usize>>,
     /// Bytes read from the sources so far (for a progress bar).
     read: Arc<AtomicU64>,
 }
@@ -236,9 +240,11 @@ pub async fn run(
             Some(Entry::Delivered(receipt)) => {
                 summary.earlier += 1;
                 receipts.insert(item.name.clone(), receipt.clone());
+                let mut receipt = receipt.clone();
+                receipt["earlier"] = json!(true);
                 events(Event::Done {
                     item: &item,
-                    outcome: &Outcome::Earlier(receipt.clone()),
+                    outcome: &Outcome::Earlier(receipt),
                 });
             }
             _ => pending.push_back(item),
@@ -255,36 +261,49 @@ pub async fn run(
         tokens: Mutex::new(SharedTokens::default()),
         queue: Mutex::new(pending),
         events: events.clone(),
+        started: tokio::sync::Semaphore::new(0),
+        stopped: Mutex::new(None),
         read,
     });
     let mut first = Some(first);
     let mut results = Vec::new();
-    // The first object goes alone: its token exchange then serves every instance, and a
-    // destination that cannot get a token (or may not create objects) stops the batch here
-    // instead of failing every object in turn.
-    let next = shared.queue.lock().unwrap().pop_front();
-    if let Some(item) = next {
-        let outcome = handle(&shared, &mut first, &mut 0, &item).await;
-        let stop = matches!(&outcome, Outcome::Failed(e) if stops_the_batch(e));
-        results.push((item, outcome));
-        if stop {
-            let left = shared.queue.lock().unwrap().len();
-            anyhow::bail!(
-                "the batch stopped at its first object (above), which every object would meet; \
-                 {left} more were not tried: fix that and run the same command again"
-            );
-        }
-    }
     let work = shared.queue.lock().unwrap().len();
     if work > 0 {
+        // The other workers make their instances while the first runs the batch's one token
+        // exchange; they start on objects once it has a token. A destination that cannot give
+        // the sender a token stops the batch before any object is tried.
         let workers = options.concurrency.clamp(1, work);
         let mut tasks = Vec::with_capacity(workers);
-        for _ in 0..workers {
-            tasks.push(tokio::spawn(worker(shared.clone(), first.take())));
+        for _ in 1..workers {
+            tasks.push(tokio::spawn(worker(shared.clone(), None)));
         }
+        let mut session = first.take().expect("not yet taken");
+        let exchanged = match session.access_token(settings).await {
+            Ok(_) => session.cached_tokens().await,
+            Err(e) => Err(e),
+        };
+        match exchanged {
+            Ok(tokens) => {
+                shared.tokens.lock().unwrap().merge(tokens);
+                shared.started.add_permits(workers);
+            }
+            Err(e) => {
+                shared.started.close();
+                return Err(e.context(format!(
+                    "the batch could not start: none of its {work} objects was sent"
+                )));
+            }
+        }
+        tasks.push(tokio::spawn(worker(shared.clone(), Some(session))));
         for task in tasks {
             results.extend(task.await.context("a delivery worker failed")?);
         }
+    }
+    if let Some(untried) = *shared.stopped.lock().unwrap() {
+        anyhow::bail!(
+            "the batch stopped at an error every object would meet (above): {untried} objects \
+             were not tried; fix it and run the same command again"
+        );
     }
     for (item, outcome) in &results {
         match outcome {
@@ -357,6 +376,18 @@ async fn worker(shared: Arc<Shared>, session: Option<Session>) -> Vec<(Item, Out
     let mut done = Vec::new();
     let mut session = session;
     let mut adopted = 0;
+    if session.is_none() {
+        // Made now, while the token is being obtained; a failure shows with the first object.
+        session = shared
+            .instances
+            .session(shared.options.guest_memory_limit)
+            .await
+            .ok();
+    }
+    match shared.started.acquire().await {
+        Ok(permit) => permit.forget(),
+        Err(_) => return done,
+    }
     loop {
         let Some(item) = shared.queue.lock().unwrap().pop_front() else {
             break;
@@ -399,6 +430,12 @@ async fn handle(
     };
     if session.as_ref().is_some_and(Session::is_broken) {
         *session = None;
+    }
+    if matches!(&outcome, Outcome::Failed(e) if stops_the_batch(e)) {
+        // The others would meet it too: what is not yet started is not tried.
+        let mut queue = shared.queue.lock().unwrap();
+        *shared.stopped.lock().unwrap().get_or_insert(0) += queue.len();
+        queue.clear();
     }
     (shared.events)(Event::Done {
         item,
@@ -590,7 +627,12 @@ async fn send(
     body: &Body,
 ) -> Result<delivery::Receipt> {
     match body {
-        Body::S3(uri) => session.deliver_s3(&shared.settings, uri, object).await,
+        Body::S3(uri) => {
+            // The component reads S3 itself: the bytes count once the object is in.
+            let receipt = session.deliver_s3(&shared.settings, uri, object).await?;
+            shared.read.fetch_add(receipt.size, Ordering::Relaxed);
+            Ok(receipt)
+        }
         Body::Bytes(bytes) => {
             session
                 .deliver(
