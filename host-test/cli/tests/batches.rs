@@ -124,6 +124,11 @@ fn a_directory_is_delivered_concurrently_and_a_rerun_sends_nothing_again() {
         "{lines:?}"
     );
     assert!(
+        text(&out.stdout)
+            .lines()
+            .all(|l| l.starts_with("{\"status\":"))
+    );
+    assert!(
         text(&out.stderr)
             .contains("40 objects: 40 delivered, 0 delivered earlier, 0 skipped, 0 failed"),
         "{}",
@@ -147,6 +152,11 @@ fn a_directory_is_delivered_concurrently_and_a_rerun_sends_nothing_again() {
     let lines = receipts(&again);
     assert_eq!(lines.len(), 40);
     assert!(lines.iter().all(|r| r["earlier"] == true), "{lines:?}");
+    assert!(
+        text(&again.stdout)
+            .lines()
+            .all(|l| l.starts_with("{\"status\":"))
+    );
     assert!(
         text(&again.stderr).contains("0 delivered, 40 delivered earlier"),
         "{}",

@@ -600,60 +600,84 @@ impl Session {
     }
 }
 
-/// A receipt as one JSON object, in GCS's field names, status first.
+/// A receipt as the host prints and journals it: GCS's field names, status first.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReceiptLine {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    pub bucket: String,
+    pub name: String,
+    pub generation: Option<String>,
+    pub size: u64,
+    /// Empty when not known (an object an interrupted run created, not read back).
+    pub crc32c: String,
+    #[serde(rename = "md5Hash")]
+    pub md5_hash: String,
+    pub upload: String,
+    pub requests: u32,
+    pub retries: u32,
+    pub elapsed_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceLine>,
+    /// Delivered by an earlier run of the same batch.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub earlier: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The S3 object a receipt's bytes came from.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SourceLine {
+    pub uri: String,
+    pub etag: Option<String>,
+    pub version_id: Option<String>,
+    pub checksum: Option<String>,
+    pub checksum_type: Option<String>,
+}
+
+impl ReceiptLine {
+    pub fn new(r: &delivery::Receipt, file: Option<&Path>) -> Self {
+        ReceiptLine {
+            status: match r.status {
+                delivery::Status::Delivered => "delivered",
+                delivery::Status::DeliveredUnconfirmed => "delivered-unconfirmed",
+            }
+            .to_owned(),
+            file: file.map(|f| f.display().to_string()),
+            bucket: r.bucket.clone(),
+            name: r.name.clone(),
+            generation: r.generation.clone(),
+            size: r.size,
+            crc32c: r.crc32c.clone(),
+            md5_hash: r.md5_hash.clone(),
+            upload: r.upload.clone(),
+            requests: r.requests,
+            retries: r.retries,
+            elapsed_ms: r.elapsed_ms,
+            source: r.source.as_ref().map(|s| SourceLine {
+                uri: s.uri.clone(),
+                etag: s.etag.clone(),
+                version_id: s.version_id.clone(),
+                checksum: s.checksum.clone(),
+                checksum_type: s.checksum_type.clone(),
+            }),
+            earlier: false,
+            note: None,
+        }
+    }
+}
+
+impl std::fmt::Display for ReceiptLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&serde_json::to_string(self).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+/// A receipt as one JSON line ([`ReceiptLine`]).
 pub fn receipt_json(r: &delivery::Receipt, file: Option<&Path>) -> String {
-    #[derive(serde::Serialize)]
-    struct Receipt<'a> {
-        status: &'static str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        file: Option<String>,
-        bucket: &'a str,
-        name: &'a str,
-        generation: &'a Option<String>,
-        size: u64,
-        crc32c: &'a str,
-        #[serde(rename = "md5Hash")]
-        md5_hash: &'a str,
-        upload: &'a str,
-        requests: u32,
-        retries: u32,
-        elapsed_ms: u64,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        source: Option<Source<'a>>,
-    }
-    #[derive(serde::Serialize)]
-    struct Source<'a> {
-        uri: &'a str,
-        etag: &'a Option<String>,
-        version_id: &'a Option<String>,
-        checksum: &'a Option<String>,
-        checksum_type: &'a Option<String>,
-    }
-    let receipt = Receipt {
-        status: match r.status {
-            delivery::Status::Delivered => "delivered",
-            delivery::Status::DeliveredUnconfirmed => "delivered-unconfirmed",
-        },
-        file: file.map(|f| f.display().to_string()),
-        bucket: &r.bucket,
-        name: &r.name,
-        generation: &r.generation,
-        size: r.size,
-        crc32c: &r.crc32c,
-        md5_hash: &r.md5_hash,
-        upload: &r.upload,
-        requests: r.requests,
-        retries: r.retries,
-        elapsed_ms: r.elapsed_ms,
-        source: r.source.as_ref().map(|s| Source {
-            uri: &s.uri,
-            etag: &s.etag,
-            version_id: &s.version_id,
-            checksum: &s.checksum,
-            checksum_type: &s.checksum_type,
-        }),
-    };
-    serde_json::to_string(&receipt).expect("plain structs serialize")
+    ReceiptLine::new(r, file).to_string()
 }
 
 /// `$WIF_PUSH_CACHE_DIR`, else the user's cache directory; `None` disables caching.

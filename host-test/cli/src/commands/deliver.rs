@@ -176,11 +176,8 @@ pub async fn run(
         Arc::new(move |event: Event<'_>| {
             let Event::Done { item, outcome } = event;
             let print = || match outcome {
-                Outcome::Delivered(receipt)
-                | Outcome::Earlier(receipt)
-                | Outcome::Skipped(receipt) => {
-                    println!("{receipt}")
-                }
+                Outcome::Delivered(receipt) | Outcome::Earlier(receipt) => println!("{receipt}"),
+                Outcome::Skipped(skipped) => println!("{skipped}"),
                 Outcome::Failed(err) => crate::report_as(
                     json,
                     "deliver",

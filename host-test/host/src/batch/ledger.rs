@@ -19,9 +19,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 
+use crate::runtime::ReceiptLine;
 use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// One line of the ledger.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,7 +41,10 @@ pub enum Record {
         session: Option<String>,
     },
     /// GCS created the object: its receipt, as printed.
-    Delivered { name: String, receipt: Value },
+    Delivered {
+        name: String,
+        receipt: Box<ReceiptLine>,
+    },
 }
 
 /// What the ledger knows of an object name (the full name, prefix included).
@@ -52,7 +55,7 @@ pub enum Entry {
         size: Option<u64>,
         session: Option<String>,
     },
-    Delivered(Value),
+    Delivered(Box<ReceiptLine>),
 }
 
 /// An open ledger, locked for this process until dropped.
@@ -358,7 +361,12 @@ mod tests {
             ledger
                 .append(&Record::Delivered {
                     name: "p/b".into(),
-                    receipt: serde_json::json!({"name": "p/b"}),
+                    receipt: serde_json::from_str(
+                        r#"{"status":"delivered","bucket":"b","name":"p/b","generation":"1",
+                            "size":5,"crc32c":"x","md5Hash":"y","upload":"multipart",
+                            "requests":1,"retries":0,"elapsed_ms":3}"#,
+                    )
+                    .unwrap(),
                 })
                 .unwrap();
         }

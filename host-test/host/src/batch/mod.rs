@@ -17,11 +17,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::outbound::Outbound;
 use crate::runtime::{
-    GuestEnv, Runtime, Session, Settings, SharedTokens, StepError, Trapped, delivery, receipt_json,
+    GuestEnv, ReceiptLine, Runtime, Session, Settings, SharedTokens, StepError, Trapped, delivery,
 };
 use ledger::{Entry, Ledger, Record};
 use plan::{Item, Plan, Problem, Source};
@@ -56,12 +56,27 @@ pub const DEFAULT_CONCURRENCY: usize = 16;
 #[derive(Debug)]
 pub enum Outcome {
     /// Delivered by this run: its receipt.
-    Delivered(Value),
+    Delivered(ReceiptLine),
     /// Delivered by an earlier run, as the ledger (or the session it kept) says.
-    Earlier(Value),
+    Earlier(ReceiptLine),
     /// The name was taken and `--if-exists skip` said to leave it.
-    Skipped(Value),
+    Skipped(Skipped),
     Failed(anyhow::Error),
+}
+
+/// A name `--if-exists skip` left as it was, as printed.
+#[derive(Debug, Serialize)]
+pub struct Skipped {
+    status: &'static str,
+    bucket: String,
+    name: String,
+    reason: &'static str,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&serde_json::to_string(self).map_err(|_| std::fmt::Error)?)
+    }
 }
 
 /// What a batch reports as it goes.
@@ -88,7 +103,7 @@ pub struct Summary {
     pub bytes: u64,
     pub elapsed: Duration,
     /// The completion manifest's receipt, when one was written.
-    pub manifest: Option<Value>,
+    pub manifest: Option<ReceiptLine>,
 }
 
 impl Summary {
@@ -232,16 +247,17 @@ pub async fn run(
         objects: items.len(),
         ..Summary::default()
     };
-    let mut receipts: HashMap<String, Value> = HashMap::new();
+    let mut receipts: HashMap<String, ReceiptLine> = HashMap::new();
+    let mut skipped = Vec::new();
     let mut pending = VecDeque::new();
     for item in items {
         let full = format!("{}{}", destination.prefix, item.name);
         match ledger.as_ref().and_then(|l| l.get(&full)) {
             Some(Entry::Delivered(receipt)) => {
                 summary.earlier += 1;
-                receipts.insert(item.name.clone(), receipt.clone());
-                let mut receipt = receipt.clone();
-                receipt["earlier"] = json!(true);
+                receipts.insert(item.name.clone(), (**receipt).clone());
+                let mut receipt = (**receipt).clone();
+                receipt.earlier = true;
                 events(Event::Done {
                     item: &item,
                     outcome: &Outcome::Earlier(receipt),
@@ -309,7 +325,7 @@ pub async fn run(
         match outcome {
             Outcome::Delivered(receipt) => {
                 summary.delivered += 1;
-                summary.bytes += receipt["size"].as_u64().unwrap_or(0);
+                summary.bytes += receipt.size;
                 receipts.insert(item.name.clone(), receipt.clone());
             }
             Outcome::Earlier(receipt) => {
@@ -318,7 +334,7 @@ pub async fn run(
             }
             Outcome::Skipped(note) => {
                 summary.skipped += 1;
-                receipts.insert(item.name.clone(), note.clone());
+                skipped.push(note.name.clone());
             }
             Outcome::Failed(_) => summary.failed += 1,
         }
@@ -326,7 +342,7 @@ pub async fn run(
     if let Some(name) = &options.manifest_object
         && summary.failed == 0
     {
-        let manifest = completion_manifest(&receipts, &summary);
+        let manifest = completion_manifest(&receipts, &skipped, summary.objects);
         let item = Item {
             name: name.clone(),
             source: Source::File("<completion manifest>".into()),
@@ -336,7 +352,7 @@ pub async fn run(
         };
         let full = format!("{}{}", destination.prefix, name);
         let outcome = match shared.ledger_entry(&full) {
-            Some(Entry::Delivered(receipt)) => Outcome::Earlier(receipt),
+            Some(Entry::Delivered(receipt)) => Outcome::Earlier(*receipt),
             _ => {
                 let mut session = shared.instances.session(options.guest_memory_limit).await?;
                 let tokens = shared.tokens.lock().unwrap().tokens.clone();
@@ -566,11 +582,10 @@ async fn deliver_one(shared: &Shared, session: &mut Session, item: &Item, body: 
                 Source::File(path) if !matches!(body, Body::Bytes(_)) => Some(path.as_path()),
                 _ => None,
             };
-            let mut value: Value =
-                serde_json::from_str(&receipt_json(&receipt, file)).expect("a receipt is JSON");
+            let mut line = ReceiptLine::new(&receipt, file);
             if let Err(e) = record(Record::Delivered {
                 name: full.clone(),
-                receipt: value.clone(),
+                receipt: Box::new(line.clone()),
             }) {
                 return Outcome::Failed(e.context(format!(
                     "{full} was delivered but its receipt could not be recorded"
@@ -578,38 +593,53 @@ async fn deliver_one(shared: &Shared, session: &mut Session, item: &Item, body: 
             }
             // A session that had finished before this run asked it: an earlier run's object.
             if resumed && receipt.requests <= 1 {
-                value["earlier"] = json!(true);
-                return Outcome::Earlier(value);
+                line.earlier = true;
+                return Outcome::Earlier(line);
             }
-            Outcome::Delivered(value)
+            Outcome::Delivered(line)
         }
         Err(e) if step_status(&e) == Some(412) && started_before => {
             // The earlier run sent this request and was stopped before it recorded the answer:
             // GCS created the object then (after checking its checksum); the name is ours.
-            let value = json!({
-                "status": "delivered-unconfirmed",
-                "bucket": shared.bucket,
-                "name": full,
-                "size": item.size,
-                "upload": "multipart",
-                "earlier": true,
-                "note": "an earlier run created this object and was stopped before it recorded the receipt",
-            });
+            let line = ReceiptLine {
+                status: "delivered-unconfirmed".into(),
+                file: match &item.source {
+                    Source::File(path) => Some(path.display().to_string()),
+                    Source::S3(_) => None,
+                },
+                bucket: shared.bucket.clone(),
+                name: full.clone(),
+                generation: None,
+                size: item.size.unwrap_or_default(),
+                crc32c: String::new(),
+                md5_hash: String::new(),
+                upload: "multipart".into(),
+                requests: 1,
+                retries: 0,
+                elapsed_ms: 0,
+                source: None,
+                earlier: true,
+                note: Some(
+                    "an earlier run created this object and was stopped before it recorded \
+                     the receipt; the service account may not read it back"
+                        .into(),
+                ),
+            };
             match record(Record::Delivered {
                 name: full.clone(),
-                receipt: value.clone(),
+                receipt: Box::new(line.clone()),
             }) {
-                Ok(()) => Outcome::Earlier(value),
+                Ok(()) => Outcome::Earlier(line),
                 Err(e) => Outcome::Failed(e),
             }
         }
         Err(e) if step_status(&e) == Some(412) && shared.options.if_exists == IfExists::Skip => {
-            Outcome::Skipped(json!({
-                "status": "skipped",
-                "bucket": shared.bucket,
-                "name": full,
-                "reason": "an object of this name already exists (--if-exists skip)",
-            }))
+            Outcome::Skipped(Skipped {
+                status: "skipped",
+                bucket: shared.bucket.clone(),
+                name: full,
+                reason: "an object of this name already exists (--if-exists skip)",
+            })
         }
         Err(e) if step_status(&e) == Some(412) => Outcome::Failed(e.context(format!(
             "{full} already exists and this ledger did not deliver it: it was left as it is \
@@ -656,38 +686,58 @@ async fn send(
 }
 
 /// The completion manifest: every object of the batch, for the partner's pipeline.
-fn completion_manifest(receipts: &HashMap<String, Value>, summary: &Summary) -> Vec<u8> {
-    let mut names: Vec<_> = receipts.keys().collect();
-    names.sort();
-    let objects: Vec<Value> = names
-        .into_iter()
-        .map(|name| {
-            let r = &receipts[name];
-            let source = r["source"]["uri"]
-                .as_str()
-                .map(str::to_owned)
-                .or_else(|| r["file"].as_str().map(str::to_owned));
-            json!({
-                "name": r["name"],
-                "size": r["size"],
-                "crc32c": r["crc32c"],
-                "generation": r["generation"],
-                "status": r["status"],
-                "source": source,
-            })
+fn completion_manifest(
+    receipts: &HashMap<String, ReceiptLine>,
+    skipped: &[String],
+    count: usize,
+) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Manifest<'a> {
+        #[serde(rename = "wif-push-batch")]
+        version: u32,
+        completed: String,
+        count: usize,
+        bytes: u64,
+        objects: Vec<Entry<'a>>,
+        /// Names that already existed and were left as they were (`--if-exists skip`).
+        skipped: &'a [String],
+    }
+    #[derive(Serialize)]
+    struct Entry<'a> {
+        name: &'a str,
+        size: u64,
+        crc32c: &'a str,
+        generation: &'a Option<String>,
+        status: &'a str,
+        source: Option<&'a str>,
+    }
+    let mut objects: Vec<Entry> = receipts
+        .values()
+        .map(|r| Entry {
+            name: &r.name,
+            size: r.size,
+            crc32c: &r.crc32c,
+            generation: &r.generation,
+            status: &r.status,
+            source: r
+                .source
+                .as_ref()
+                .map(|s| s.uri.as_str())
+                .or(r.file.as_deref()),
         })
         .collect();
-    let total: u64 = objects.iter().filter_map(|o| o["size"].as_u64()).sum();
-    let manifest = json!({
-        "wif-push-batch": 1,
-        "objects": objects,
-        "count": summary.objects,
-        "bytes": total,
-        "completed": time::OffsetDateTime::now_utc()
+    objects.sort_by(|a, b| a.name.cmp(b.name));
+    let manifest = Manifest {
+        version: 1,
+        completed: time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
-    });
-    serde_json::to_vec_pretty(&manifest).expect("JSON values serialize")
+        count,
+        bytes: objects.iter().map(|o| o.size).sum(),
+        objects,
+        skipped,
+    };
+    serde_json::to_vec_pretty(&manifest).expect("plain structs serialize")
 }
 
 /// Reads a source, reporting how many bytes went through.
