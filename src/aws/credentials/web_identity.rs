@@ -130,7 +130,7 @@ mod tests {
         let e = chain(&mut io, &lookup).unwrap_err();
         assert!(
             e.message
-                .contains("cannot read the web identity token file /var/run/token"),
+                .contains("cannot read the web identity token file \"/var/run/token\""),
             "{e}"
         );
         io.files.insert("/var/run/token".into(), " \n".into());
