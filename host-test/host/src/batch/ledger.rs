@@ -285,35 +285,31 @@ fn parse(text: &[u8], path: &Path) -> Result<(Vec<Record>, usize, Option<String>
         match serde_json::from_slice::<Record>(line) {
             Ok(record) if end.is_some() => records.push(record),
             parsed => {
+                let why = match parsed {
+                    Ok(_) => "it has no line end".to_owned(),
+                    Err(e) => e.to_string(),
+                };
                 // A write cut short leaves a last line without its end (or, after a power
                 // loss, a tail of NULs); a complete line that does not parse is damage.
                 let torn = text[at..].iter().all(|&b| b == 0)
                     || (end.is_none() && text[next..].is_empty());
-                if torn {
-                    let why = match parsed {
-                        Ok(_) => "it has no line end".to_owned(),
-                        Err(e) => e.to_string(),
-                    };
-                    return Ok((
-                        records,
-                        at,
-                        Some(format!(
-                            "line {line_no} of the ledger {} was cut short by an interrupted \
-                             write ({why}) and was dropped; what it recorded is asked of GCS again",
-                            path.display()
-                        )),
-                    ));
+                if !torn {
+                    bail!(
+                        "line {line_no} of the ledger {} is not a ledger record ({why}): the file \
+                         was damaged; move it aside to start a new one (objects it lists as \
+                         delivered then meet 412: use --if-exists skip)",
+                        path.display()
+                    );
                 }
-                let why = match parsed {
-                    Err(e) => e.to_string(),
-                    Ok(_) => unreachable!("only the last line lacks its end"),
-                };
-                bail!(
-                    "line {line_no} of the ledger {} is not a ledger record ({why}): the file was \
-                     damaged; move it aside to start a new one (objects it lists as delivered \
-                     then meet 412: use --if-exists skip)",
-                    path.display()
-                );
+                return Ok((
+                    records,
+                    at,
+                    Some(format!(
+                        "line {line_no} of the ledger {} was cut short by an interrupted write \
+                         ({why}) and was dropped; what it recorded is asked of GCS again",
+                        path.display()
+                    )),
+                ));
             }
         }
         at = next;
