@@ -20,10 +20,9 @@ pub use settings::{Endpoints, Settings};
 
 use crate::retry::Backoff;
 use validate::{
-    https_url, required, validate_bucket, validate_chunk_size, validate_prefix,
-    validate_upload_timeout,
+    https_url, required, validate_chunk_size, validate_prefix, validate_upload_timeout,
 };
-pub use validate::{validate_audience, validate_region};
+pub use validate::{validate_audience, validate_bucket, validate_region};
 
 pub const SUBJECT_TOKEN_TYPE_AWS: &str = "urn:ietf:params:aws:token-type:aws4_request";
 pub const DEFAULT_TOKEN_URL: &str = "https://sts.googleapis.com/v1/token";

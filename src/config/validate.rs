@@ -185,7 +185,7 @@ pub(crate) fn validate_upload_timeout(seconds: u32) -> Result<(), ConfigError> {
 
 /// Google's bucket naming rules, the ones a typo breaks: 3-63 characters, or up to 222 when
 /// dots separate parts of at most 63.
-pub(crate) fn validate_bucket(bucket: &str) -> Result<(), ConfigError> {
+pub fn validate_bucket(bucket: &str) -> Result<(), ConfigError> {
     let max = if bucket.contains('.') { 222 } else { 63 };
     let ok = (3..=max).contains(&bucket.len())
         && bucket.split('.').all(|part| part.len() <= 63)

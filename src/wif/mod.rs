@@ -2,6 +2,7 @@
 //! token source that ties them together and caches the result.
 
 pub mod iam;
+pub mod mapping;
 pub mod sts;
 pub mod subject_token;
 pub mod token;

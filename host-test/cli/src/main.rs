@@ -65,6 +65,9 @@ enum Command {
         #[command(flatten)]
         limits: GuestLimits,
     },
+    /// Write the partner's Google Cloud set-up for this sender into a directory: a gcloud
+    /// script, the same as Terraform, the partner guide's checklist, and the sender's DEST.toml.
+    PartnerKit(commands::partner_kit::KitArgs),
     /// Upload a small, uniquely named handshake object and print its receipt.
     Verify {
         #[command(flatten)]
@@ -168,6 +171,7 @@ impl Command {
             Command::Token { .. } => "token",
             Command::Deliver { .. } => "deliver",
             Command::Verify { .. } => "verify",
+            Command::PartnerKit(_) => "partner-kit",
             Command::Serve { .. } => "serve",
             Command::Bench(_) => "bench",
             Command::Emulate { .. } => "emulate",
@@ -234,6 +238,7 @@ async fn run(cli: &Cli) -> Result<()> {
             net,
             limits,
         } => commands::deliver::run(cli, dest, args, net, limits).await,
+        Command::PartnerKit(args) => commands::partner_kit::run(args),
         Command::Verify { dest, net } => {
             let destination = wif_push_host::dest::load(&dest.config)?;
             let mut session = session(cli, net.outbound()?).await?;

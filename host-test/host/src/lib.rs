@@ -15,12 +15,15 @@
 //!   one or several destinations;
 //! - [`batch`]: many objects delivered concurrently on a pool of instances, exactly once across
 //!   crashes with a delivery ledger;
+//! - [`kit`]: the partner kit (the partner's set-up as a gcloud script and Terraform, the
+//!   checklist and the sender's `DEST.toml`);
 //! - [`sign`]: the JSON form of a signing request and its signature (`host-test sign`'s).
 
 pub mod batch;
 pub mod dest;
 mod egress;
 mod framing;
+pub mod kit;
 pub mod outbound;
 pub mod runtime;
 pub mod serve;

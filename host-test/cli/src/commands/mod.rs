@@ -2,6 +2,7 @@
 
 pub mod deliver;
 pub mod emulate;
+pub mod partner_kit;
 pub mod serve;
 pub mod sign;
 pub mod token;
