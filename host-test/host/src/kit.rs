@@ -423,9 +423,12 @@ mod tests {
         }
     }
 
+    /// A flag, and how to spoil its value.
+    type Spoil = (&'static str, fn(&mut KitInput));
+
     #[test]
     fn every_value_is_checked_and_named() {
-        let cases: [(&str, fn(&mut KitInput)); 9] = [
+        let cases: [Spoil; 9] = [
             ("--aws-account-id", |i| {
                 i.aws_account_id = "1111-2222-3333".into()
             }),
