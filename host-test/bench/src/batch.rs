@@ -177,6 +177,7 @@ async fn wif_push(bench: &Bench, demo: &Demo, dir: &Path, concurrency: usize) ->
         concurrency,
         if_exists: batch::IfExists::Fail,
         manifest_object: None,
+        unplanned: 0,
         guest_memory_limit: None,
     };
     let failures = Arc::new(AtomicU64::new(0));

@@ -30,30 +30,36 @@ impl Wan {
     }
 }
 
-/// A connection whose reads (what the client sends) are paced to `bytes_per_second`.
+/// A connection whose reads (what the client sends) are paced to `bytes_per_second`: a token
+/// bucket that fills at that rate and holds at most [`BURST`] bytes, so an idle connection (or
+/// one waiting out a round trip) banks no more than that.
 pub(crate) struct Paced<S> {
     inner: S,
-    bytes_per_second: u64,
-    start: Instant,
-    read: u64,
+    bytes_per_second: f64,
+    tokens: f64,
+    last: Instant,
     wait: Option<Pin<Box<tokio::time::Sleep>>>,
 }
+
+/// The most a connection can send at once after a pause.
+const BURST: f64 = (64 << 10) as f64;
 
 impl<S> Paced<S> {
     pub(crate) fn new(inner: S, bytes_per_second: u64) -> Self {
         Paced {
             inner,
-            bytes_per_second: bytes_per_second.max(1),
-            start: Instant::now(),
-            read: 0,
+            bytes_per_second: bytes_per_second.max(1) as f64,
+            tokens: 0.0,
+            last: Instant::now(),
             wait: None,
         }
     }
 
-    /// Bytes the link has carried by now and not yet handed out (a burst of at most 64 KiB).
-    fn allowance(&self) -> u64 {
-        let earned = self.start.elapsed().as_secs_f64() * self.bytes_per_second as f64;
-        (earned as u64).saturating_sub(self.read).min(64 << 10)
+    fn refill(&mut self) {
+        let now = Instant::now();
+        let earned = now.duration_since(self.last).as_secs_f64() * self.bytes_per_second;
+        self.tokens = (self.tokens + earned).min(BURST);
+        self.last = now;
     }
 }
 
@@ -70,20 +76,19 @@ impl<S: AsyncRead + Unpin> AsyncRead for Paced<S> {
                 }
                 self.wait = None;
             }
-            let allowance = self.allowance();
-            if allowance == 0 {
+            self.refill();
+            if self.tokens < 1.0 {
                 // The time the link takes to carry 16 KiB more.
-                let pause =
-                    Duration::from_secs_f64((16 << 10) as f64 / self.bytes_per_second as f64);
+                let pause = Duration::from_secs_f64((16 << 10) as f64 / self.bytes_per_second);
                 self.wait = Some(Box::pin(tokio::time::sleep(pause)));
                 continue;
             }
-            let take = (allowance as usize).min(buf.remaining());
+            let take = (self.tokens as usize).min(buf.remaining());
             let mut limited = ReadBuf::new(buf.initialize_unfilled_to(take));
             let poll = Pin::new(&mut self.inner).poll_read(cx, &mut limited);
             let n = limited.filled().len();
             buf.advance(n);
-            self.read += n as u64;
+            self.tokens -= n as f64;
             return poll;
         }
     }
@@ -125,9 +130,23 @@ mod tests {
         paced.read_exact(&mut got).await.unwrap();
         let took = start.elapsed();
         writer.await.unwrap();
-        // 512 KiB at 2 MiB/s: 250 ms, less the first burst.
-        assert!(took >= Duration::from_millis(200), "{took:?}");
+        // 512 KiB at 2 MiB/s: 250 ms (the bucket starts empty).
+        assert!(took >= Duration::from_millis(240), "{took:?}");
         assert!(took < Duration::from_millis(1000), "{took:?}");
         assert!(got.iter().all(|&b| b == 7));
+    }
+
+    #[tokio::test]
+    async fn a_pause_banks_no_more_than_the_burst() {
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let mut paced = Paced::new(server, 1 << 20);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        client.write_all(&vec![1u8; 320 << 10]).await.unwrap();
+        let start = Instant::now();
+        let mut got = vec![0u8; 320 << 10];
+        paced.read_exact(&mut got).await.unwrap();
+        // 300 ms idle would bank 300 KiB; the bucket keeps 64 KiB: 256 KiB more at 1 MiB/s.
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(230), "{took:?}");
     }
 }

@@ -117,8 +117,8 @@ pub async fn run(
             &anyhow::anyhow!("{}", problem.message),
         );
     }
-    if plan.has_duplicates() {
-        bail!("two sources would become one object (see above): nothing was sent");
+    if plan.must_stop() {
+        bail!("the batch cannot start as given (see above): nothing was sent");
     }
     if args.dry_run {
         for item in &plan.items {
@@ -202,6 +202,7 @@ pub async fn run(
             IfExistsArg::Skip => IfExists::Skip,
         },
         manifest_object: args.manifest_object.clone(),
+        unplanned: plan.problems.len(),
         guest_memory_limit: limits.bytes(),
     };
     let problems = plan.problems.len();

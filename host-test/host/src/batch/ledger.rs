@@ -40,6 +40,9 @@ pub enum Record {
         size: Option<u64>,
         session: Option<String>,
     },
+    /// GCS answered 412 to this ledger's own request: the name is someone else's object, and
+    /// what was started for it is over.
+    Taken { name: String },
     /// GCS created the object: its receipt, as printed.
     Delivered {
         name: String,
@@ -65,6 +68,8 @@ pub struct Ledger {
     entries: HashMap<String, Entry>,
     /// Set when a torn last record was dropped on opening.
     pub recovered: Option<String>,
+    /// Set when a write failed: nothing more is appended.
+    broken: bool,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -157,6 +162,7 @@ impl Ledger {
             file,
             entries: HashMap::new(),
             recovered,
+            broken: false,
         };
         let mut records = records.into_iter();
         match records.next() {
@@ -211,9 +217,17 @@ impl Ledger {
                 Record::Delivered { name, receipt } => {
                     ledger.entries.insert(name, Entry::Delivered(receipt));
                 }
+                Record::Taken { name } => {
+                    ledger.entries.remove(&name);
+                }
             }
         }
         Ok(ledger)
+    }
+
+    /// True once a write failed (the batch stops).
+    pub fn is_broken(&self) -> bool {
+        self.broken
     }
 
     pub fn path(&self) -> &Path {
@@ -226,12 +240,34 @@ impl Ledger {
 
     /// Appends `record` and syncs it to disk before returning.
     pub fn append(&mut self, record: &Record) -> Result<()> {
+        if self.broken {
+            bail!(
+                "the ledger {} could not be written: nothing more is recorded or sent",
+                self.path.display()
+            );
+        }
         let mut line = serde_json::to_vec(record).expect("a record serializes");
         line.push(b'\n');
-        self.file
+        let before = self.file.metadata().map(|m| m.len());
+        let written = self
+            .file
             .write_all(&line)
-            .and_then(|()| self.file.sync_data())
-            .with_context(|| format!("cannot write the ledger {}", self.path.display()))?;
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // Whatever part of the line reached the file would join the next one: it goes,
+            // and nothing more is written (what this run did is asked of GCS again next time).
+            if let Ok(before) = before {
+                let _ = self.file.set_len(before);
+            }
+            self.broken = true;
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot write the ledger {} (the batch stops): make room, or give another \
+                     --ledger, and run the same command again",
+                    self.path.display()
+                )
+            });
+        }
         match record {
             Record::Ledger { .. } => {}
             Record::Started {
@@ -252,6 +288,9 @@ impl Ledger {
             Record::Delivered { name, receipt } => {
                 self.entries
                     .insert(name.clone(), Entry::Delivered(receipt.clone()));
+            }
+            Record::Taken { name } => {
+                self.entries.remove(name);
             }
         }
         Ok(())
@@ -291,8 +330,10 @@ fn parse(text: &[u8], path: &Path) -> Result<(Vec<Record>, usize, Option<String>
                 };
                 // A write cut short leaves a last line without its end (or, after a power
                 // loss, a tail of NULs); a complete line that does not parse is damage.
-                let torn = text[at..].iter().all(|&b| b == 0)
-                    || (end.is_none() && text[next..].is_empty());
+                // After a power loss the last line may hold anything; the first (the header)
+                // must always be whole, or this is not a ledger at all.
+                let torn = !records.is_empty() && text[next..].is_empty()
+                    || text[at..].iter().all(|&b| b == 0);
                 if !torn {
                     bail!(
                         "line {line_no} of the ledger {} is not a ledger record ({why}): the file \
@@ -405,6 +446,11 @@ mod tests {
             assert!(ledger.get("c").is_some());
             assert_eq!(ledger.recovered, None);
         }
+        // After a power loss the last line may end in a newline and still be garbage.
+        let mut garbled = whole.clone();
+        garbled.extend_from_slice(b"\x00\x17{\"rec\n");
+        std::fs::write(&path, &garbled).unwrap();
+        assert!(Ledger::open(&path, "b", "").unwrap().recovered.is_some());
         let mut damaged = whole.clone();
         damaged.extend_from_slice(b"garbage\n");
         damaged.extend_from_slice(record.as_bytes());

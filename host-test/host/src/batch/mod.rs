@@ -45,6 +45,9 @@ pub struct Options {
     pub if_exists: IfExists,
     /// Written last, listing every object of the batch, once all are delivered.
     pub manifest_object: Option<String>,
+    /// What was given but could not be planned (each reported): with any, the batch is not
+    /// whole, and no completion manifest is written.
+    pub unplanned: usize,
     pub guest_memory_limit: Option<usize>,
 }
 
@@ -207,6 +210,7 @@ pub async fn prepare(
             Err(e) => plan.problems.push(Problem {
                 source: uri,
                 message: format!("{e:#}"),
+                stops: false,
             }),
         }
     }
@@ -218,6 +222,7 @@ pub async fn prepare(
         plan.problems.push(Problem {
             source: format!("--manifest-object {name}"),
             message: "is also an object of the batch: give the manifest a name of its own".into(),
+            stops: true,
         });
     }
     Ok(())
@@ -253,6 +258,38 @@ pub async fn run(
     for item in items {
         let full = format!("{}{}", destination.prefix, item.name);
         match ledger.as_ref().and_then(|l| l.get(&full)) {
+            // The name was delivered from other bytes (an earlier day's file of that name, say):
+            // never overwritten, and not reported as this source's delivery.
+            Some(Entry::Delivered(receipt)) if !delivered_from(receipt, &item) => {
+                let outcome = if options.if_exists == IfExists::Skip {
+                    summary.skipped += 1;
+                    Outcome::Skipped(Skipped {
+                        status: "skipped",
+                        bucket: destination.bucket.clone(),
+                        name: full,
+                        reason: "this ledger delivered the name earlier from another source \
+                                 (--if-exists skip)",
+                    })
+                } else {
+                    summary.failed += 1;
+                    Outcome::Failed(anyhow!(
+                        "{full} was delivered earlier from {} ({} bytes), not from this {}: it is \
+                         not overwritten; give this object another name (e.g. a dated --prefix)",
+                        receipt
+                            .source
+                            .as_ref()
+                            .map(|s| s.uri.as_str())
+                            .or(receipt.file.as_deref())
+                            .unwrap_or("another source"),
+                        receipt.size,
+                        item.source
+                    ))
+                };
+                events(Event::Done {
+                    item: &item,
+                    outcome: &outcome,
+                });
+            }
             Some(Entry::Delivered(receipt)) => {
                 summary.earlier += 1;
                 receipts.insert(item.name.clone(), (**receipt).clone());
@@ -341,6 +378,7 @@ pub async fn run(
     }
     if let Some(name) = &options.manifest_object
         && summary.failed == 0
+        && options.unplanned == 0
     {
         let manifest = completion_manifest(&receipts, &skipped, summary.objects);
         let item = Item {
@@ -447,7 +485,11 @@ async fn handle(
     if session.as_ref().is_some_and(Session::is_broken) {
         *session = None;
     }
-    if matches!(&outcome, Outcome::Failed(e) if stops_the_batch(e)) {
+    let ledger_broken = shared
+        .ledger
+        .as_ref()
+        .is_some_and(|l| l.lock().unwrap().is_broken());
+    if ledger_broken || matches!(&outcome, Outcome::Failed(e) if stops_the_batch(e)) {
         // The others would meet it too: what is not yet started is not tried.
         let mut queue = shared.queue.lock().unwrap();
         *shared.stopped.lock().unwrap().get_or_insert(0) += queue.len();
@@ -495,8 +537,38 @@ enum Body {
     Bytes(Vec<u8>),
 }
 
-fn step_status(e: &anyhow::Error) -> Option<u16> {
-    e.downcast_ref::<StepError>().and_then(|s| s.0.status)
+/// Whether `receipt` (from the ledger) is a delivery of `item`: its size, and for S3 its URI.
+fn delivered_from(receipt: &ReceiptLine, item: &Item) -> bool {
+    item.size.is_none_or(|size| size == receipt.size)
+        && match &item.source {
+            Source::S3(uri) => receipt.source.as_ref().is_some_and(|s| &s.uri == uri),
+            Source::File(_) => receipt.source.is_none(),
+        }
+}
+
+/// The status Cloud Storage answered, when the upload step failed (not S3, not the token).
+fn upload_status(e: &anyhow::Error) -> Option<u16> {
+    e.downcast_ref::<StepError>()
+        .filter(|s| s.0.step == "upload")
+        .and_then(|s| s.0.status)
+}
+
+/// A failure of the upload itself that trying again in the same session cannot mend (the
+/// session expired, was refused, or holds other bytes than the source now has).
+fn session_is_spent(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<StepError>().is_some_and(|s| {
+        s.0.step == "upload" && !s.0.transient && !matches!(s.0.status, Some(401 | 403 | 412))
+    })
+}
+
+/// Whether what the ledger started is this item: the same size (a file may be named by
+/// another path on another day), and for S3 the same URI.
+fn same_source(item: &Item, source: &str, size: Option<u64>) -> bool {
+    size == item.size
+        && match &item.source {
+            Source::S3(uri) => uri == source,
+            Source::File(_) => !source.starts_with("s3://"),
+        }
 }
 
 /// Delivers `item`, journaling first: the session it continues (or starts), or that its one
@@ -523,10 +595,14 @@ async fn deliver_one(shared: &Shared, session: &mut Session, item: &Item, body: 
             source: s,
             size,
             session: Some(session),
-        }) if *s == source && *size == item.size => Some(session.clone()),
+        }) if same_source(item, s, *size) => Some(session.clone()),
         _ => None,
     };
-    let started_before = matches!(&earlier, Some(Entry::Started { source: s, .. }) if *s == source);
+    // A single request an earlier run sent and never heard back about: it may have landed.
+    let sent_before = matches!(
+        &earlier,
+        Some(Entry::Started { source: s, size, session: None }) if same_source(item, s, *size)
+    );
     let attempt = async {
         let mut object = object;
         if resumable {
@@ -546,8 +622,9 @@ async fn deliver_one(shared: &Shared, session: &mut Session, item: &Item, body: 
             };
             object.session = Some(session_url);
             match send(shared, session, &object, &body).await {
-                // The session a crashed run kept expired (a week): start another, once.
-                Err(e) if resumed && matches!(step_status(&e), Some(404 | 410)) => {
+                // The session a crashed run kept is spent (expired after a week, or it holds
+                // bytes the source no longer has): start another, once.
+                Err(e) if resumed && session_is_spent(&e) => {
                     let url = session.start_upload(&shared.settings, &object).await?;
                     record(Record::Started {
                         name: full.clone(),
@@ -563,7 +640,7 @@ async fn deliver_one(shared: &Shared, session: &mut Session, item: &Item, body: 
                 result => result.map(|r| (r, resumed)),
             }
         } else {
-            if !started_before {
+            if !sent_before {
                 record(Record::Started {
                     name: full.clone(),
                     source: source.clone(),
@@ -598,7 +675,7 @@ async fn deliver_one(shared: &Shared, session: &mut Session, item: &Item, body: 
             }
             Outcome::Delivered(line)
         }
-        Err(e) if step_status(&e) == Some(412) && started_before => {
+        Err(e) if upload_status(&e) == Some(412) && sent_before => {
             // The earlier run sent this request and was stopped before it recorded the answer:
             // GCS created the object then (after checking its checksum); the name is ours.
             let line = ReceiptLine {
@@ -633,7 +710,18 @@ async fn deliver_one(shared: &Shared, session: &mut Session, item: &Item, body: 
                 Err(e) => Outcome::Failed(e),
             }
         }
-        Err(e) if step_status(&e) == Some(412) && shared.options.if_exists == IfExists::Skip => {
+        Err(e) if upload_status(&e) == Some(412) => {
+            // GCS answered: the name is someone else's. Recorded, so that a later run does not
+            // take this run's request for one that may have landed.
+            if let Err(e) = record(Record::Taken { name: full.clone() }) {
+                return Outcome::Failed(e);
+            }
+            if shared.options.if_exists == IfExists::Fail {
+                return Outcome::Failed(e.context(format!(
+                    "{full} already exists and this ledger did not deliver it: it was left as it \
+                     is (--if-exists skip skips such names)"
+                )));
+            }
             Outcome::Skipped(Skipped {
                 status: "skipped",
                 bucket: shared.bucket.clone(),
@@ -641,10 +729,6 @@ async fn deliver_one(shared: &Shared, session: &mut Session, item: &Item, body: 
                 reason: "an object of this name already exists (--if-exists skip)",
             })
         }
-        Err(e) if step_status(&e) == Some(412) => Outcome::Failed(e.context(format!(
-            "{full} already exists and this ledger did not deliver it: it was left as it is \
-             (--if-exists skip skips such names)"
-        ))),
         Err(e) => Outcome::Failed(e),
     }
 }

@@ -49,6 +49,8 @@ pub struct Item {
 pub struct Problem {
     pub source: String,
     pub message: String,
+    /// The batch must not start (two sources for one name): nothing is sent.
+    pub stops: bool,
 }
 
 /// What the command line gives every object that says nothing else.
@@ -72,6 +74,7 @@ impl Plan {
         self.problems.push(Problem {
             source: source.to_string(),
             message: message.into(),
+            stops: false,
         });
     }
 
@@ -275,21 +278,20 @@ impl Plan {
             kept.push(item);
         }
         for (name, first, second) in duplicates {
-            self.problem(
-                &second,
-                format!(
+            self.problems.push(Problem {
+                source: second,
+                message: format!(
                     "would also be {name}, which {first} already is: give each object its own name"
                 ),
-            );
+                stops: true,
+            });
         }
         self.items = kept;
     }
 
-    /// True when some name is taken twice (the batch must not start).
-    pub fn has_duplicates(&self) -> bool {
-        self.problems
-            .iter()
-            .any(|p| p.message.contains("already is:"))
+    /// True when the batch must not start (a name taken twice): nothing is to be sent.
+    pub fn must_stop(&self) -> bool {
+        self.problems.iter().any(|p| p.stops)
     }
 }
 
@@ -411,7 +413,7 @@ mod tests {
         if !root_user {
             assert!(problem("locked.csv").contains("permission denied"));
         }
-        assert!(!plan.has_duplicates());
+        assert!(!plan.must_stop());
     }
 
     #[test]
@@ -462,6 +464,6 @@ mod tests {
             "{:?}",
             plan.problems[3]
         );
-        assert!(plan.has_duplicates());
+        assert!(plan.must_stop());
     }
 }
