@@ -344,33 +344,35 @@ impl Delivery<'_> {
         }
     }
 
-    /// The session's state; transient failures of the query itself are retried.
+    /// The session's state; transient failures of the query itself are retried, and a token
+    /// refused (it expired during a long upload) is renewed once.
     fn query(&mut self, session: &str, total: Option<u64>) -> Result<SessionState, Error> {
         let mut tries = self.tries();
         loop {
             let token = self.token()?;
             let head = upload::status_query(session, &token, total);
-            let error = match self.send(&head, &[]) {
+            let failure = match self.send(&head, &[]) {
                 Ok(response) if response.status() == 308 || response.status().is_success() => {
                     return upload::session_state(&response, &self.spec.name);
                 }
-                Ok(response) => upload::upload_error(&response, &self.spec.name),
-                Err(e) => Error::no_answer(
-                    Step::Upload,
-                    format!("the status query for {} got no answer: {e}", self.spec.name),
-                    &e,
-                ),
+                Ok(response) => self.status_failure(&response),
+                Err(e) => {
+                    let error = Error::no_answer(
+                        Step::Upload,
+                        format!("the status query for {} got no answer: {e}", self.spec.name),
+                        &e,
+                    );
+                    if error.transient {
+                        Failure::Retry {
+                            error,
+                            maybe_landed: false,
+                        }
+                    } else {
+                        Failure::Fatal(error)
+                    }
+                }
             };
-            if !error.transient {
-                return Err(error);
-            }
-            self.recover(
-                Failure::Retry {
-                    error,
-                    maybe_landed: false,
-                },
-                &mut tries,
-            )?;
+            self.recover(failure, &mut tries)?;
         }
     }
 }

@@ -442,3 +442,63 @@ fn start_session_returns_the_session_for_the_object() {
     .unwrap();
     assert_eq!(url, "https://storage.googleapis.com/session/1");
 }
+
+/// A token that expires while a long upload runs is refused at the status query too: renewed
+/// once, and the session goes on.
+#[test]
+fn a_status_query_refused_for_its_token_renews_it_once() {
+    let data = vec![5u8; 300 * 1024];
+    let session = Rc::new(RefCell::new(Session {
+        data: data[..256 * 1024].to_vec(),
+        ..Default::default()
+    }));
+    let mut io = io_with_google();
+    let refused = Rc::new(RefCell::new(false));
+    let inner = session.clone();
+    let once = refused.clone();
+    io.on("PUT https://storage.googleapis.com/session/1", move |req| {
+        if !std::mem::replace(&mut *once.borrow_mut(), true) {
+            return respond(
+                401,
+                r#"{"error":{"code":401,"message":"Invalid Credentials"}}"#,
+            );
+        }
+        let mut s = inner.borrow_mut();
+        let range = req.headers()["content-range"].to_str().unwrap().to_owned();
+        if let Some(span) = range
+            .strip_prefix("bytes ")
+            .and_then(|r| r.split('/').next())
+            && span != "*"
+        {
+            let start: usize = span.split('-').next().unwrap().parse().unwrap();
+            let body = req.body();
+            s.data.truncate(start);
+            s.data.extend_from_slice(body);
+            return respond(200, &object_json(&s.data));
+        }
+        Ok(http::Response::builder()
+            .status(308)
+            .header("range", format!("bytes=0-{}", s.data.len() - 1))
+            .body(Vec::new())
+            .unwrap())
+    });
+    let mut destination = destination();
+    destination.upload.chunk_size = 256 * 1024;
+    let mut given = spec("n", Some(data.len() as u64));
+    given.session = Some("https://storage.googleapis.com/session/1".into());
+    let receipt = deliver(
+        &mut io,
+        &mut TokenSource::default(),
+        &destination,
+        &given,
+        &mut &data[..],
+    )
+    .unwrap();
+    assert_eq!(receipt.size, data.len() as u64);
+    assert_eq!(session.borrow().data, data);
+    assert_eq!(
+        io.count("POST https://sts.googleapis.com/"),
+        2,
+        "renewed once"
+    );
+}
