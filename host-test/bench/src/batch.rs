@@ -183,7 +183,7 @@ async fn wif_push(bench: &Bench, demo: &Demo, dir: &Path, concurrency: usize) ->
     let failures = Arc::new(AtomicU64::new(0));
     let counted = failures.clone();
     let events: batch::Events = Arc::new(move |event| {
-        let batch::Event::Done { outcome, .. } = event;
+        let (batch::Event::Done { outcome, .. } | batch::Event::Manifest { outcome }) = event;
         if matches!(outcome, Outcome::Failed(_)) {
             counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }

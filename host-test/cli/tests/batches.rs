@@ -573,6 +573,12 @@ fn a_bucket_that_refuses_uploads_stops_the_batch_at_the_first_refusal() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("403"), "{stderr}");
     assert!(stderr.contains("29 objects were not tried"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "30 objects: 0 delivered, 0 delivered earlier, 0 skipped, 1 failed, 29 not tried"
+        ),
+        "{stderr}"
+    );
     assert_eq!(gcs_requests(&started), 1);
 }
 

@@ -174,22 +174,24 @@ pub async fn run(
         let done = AtomicU64::new(0);
         let objects = plan.items.len();
         Arc::new(move |event: Event<'_>| {
-            let Event::Done { item, outcome } = event;
+            let (outcome, source, counted) = match event {
+                Event::Done { item, outcome } => (outcome, item.source.to_string(), true),
+                Event::Manifest { outcome } => (outcome, "the completion manifest".into(), false),
+            };
             let print = || match outcome {
                 Outcome::Delivered(receipt) | Outcome::Earlier(receipt) => println!("{receipt}"),
                 Outcome::Skipped(skipped) => println!("{skipped}"),
-                Outcome::Failed(err) => crate::report_as(
-                    json,
-                    "deliver",
-                    Some(Path::new(&item.source.to_string())),
-                    err,
-                ),
+                Outcome::Failed(err) => {
+                    crate::report_as(json, "deliver", Some(Path::new(&source)), err)
+                }
             };
             match &bar {
                 Some(bar) => {
                     bar.suspend(print);
-                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    bar.set_message(format!("{n}/{objects} objects"));
+                    if counted {
+                        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        bar.set_message(format!("{n}/{objects} objects"));
+                    }
                 }
                 None => print(),
             }
@@ -226,6 +228,7 @@ pub async fn run(
                 "earlier": summary.earlier,
                 "skipped": summary.skipped,
                 "failed": summary.failed,
+                "untried": summary.untried,
                 "bytes": summary.bytes,
                 "seconds": summary.elapsed.as_secs_f64(),
             }})
@@ -233,13 +236,26 @@ pub async fn run(
     } else {
         eprintln!("host-test deliver: {}", summary.line());
     }
+    if summary.untried > 0 {
+        note(
+            cli,
+            &format!(
+                "the batch stopped at an error every object would meet (above): {} objects were \
+                 not tried; fix it and run the same command again",
+                summary.untried
+            ),
+        );
+    }
     if options.manifest_object.is_some() && summary.manifest.is_none() {
         note(
             cli,
             "the completion manifest was not written: not every object was delivered",
         );
     }
-    finish(summary.failed + problems, summary.objects + problems)
+    finish(
+        summary.failed + summary.untried + problems,
+        summary.objects + problems,
+    )
 }
 
 /// A line for whoever reads stderr: text, or with `--json` a JSON object.

@@ -89,6 +89,8 @@ pub enum Event<'a> {
         item: &'a Item,
         outcome: &'a Outcome,
     },
+    /// The completion manifest, written last.
+    Manifest { outcome: &'a Outcome },
 }
 
 /// Where a batch reports each outcome as it comes.
@@ -102,6 +104,8 @@ pub struct Summary {
     pub earlier: usize,
     pub skipped: usize,
     pub failed: usize,
+    /// Objects not tried: the batch stopped at an error every object would meet.
+    pub untried: usize,
     /// Bytes of the objects delivered by this run.
     pub bytes: u64,
     pub elapsed: Duration,
@@ -111,7 +115,7 @@ pub struct Summary {
 
 impl Summary {
     pub fn succeeded(&self) -> bool {
-        self.failed == 0
+        self.failed == 0 && self.untried == 0
     }
 
     /// One line for a person: counts, bytes, time and rate.
@@ -119,13 +123,18 @@ impl Summary {
         let secs = self.elapsed.as_secs_f64();
         let mib = self.bytes as f64 / (1024.0 * 1024.0);
         format!(
-            "{} objects: {} delivered, {} delivered earlier, {} skipped, {} failed; {mib:.1} MiB in \
-             {secs:.1} s ({:.1} MiB/s, {:.1} objects/s)",
+            "{} objects: {} delivered, {} delivered earlier, {} skipped, {} failed{}; {mib:.1} MiB \
+             in {secs:.1} s ({:.1} MiB/s, {:.1} objects/s)",
             self.objects,
             self.delivered,
             self.earlier,
             self.skipped,
             self.failed,
+            if self.untried > 0 {
+                format!(", {} not tried", self.untried)
+            } else {
+                String::new()
+            },
             if secs > 0.0 { mib / secs } else { 0.0 },
             if secs > 0.0 {
                 self.delivered as f64 / secs
@@ -292,6 +301,8 @@ pub async fn run(
             }
             Some(Entry::Delivered(receipt)) => {
                 summary.earlier += 1;
+                // Nothing is read for it: its bytes count as done.
+                read.fetch_add(receipt.size, Ordering::Relaxed);
                 receipts.insert(item.name.clone(), (**receipt).clone());
                 let mut receipt = (**receipt).clone();
                 receipt.earlier = true;
@@ -352,12 +363,7 @@ pub async fn run(
             results.extend(task.await.context("a delivery worker failed")?);
         }
     }
-    if let Some(untried) = *shared.stopped.lock().unwrap() {
-        anyhow::bail!(
-            "the batch stopped at an error every object would meet (above): {untried} objects \
-             were not tried; fix it and run the same command again"
-        );
-    }
+    summary.untried = shared.stopped.lock().unwrap().unwrap_or(0);
     for (item, outcome) in &results {
         match outcome {
             Outcome::Delivered(receipt) => {
@@ -377,7 +383,7 @@ pub async fn run(
         }
     }
     if let Some(name) = &options.manifest_object
-        && summary.failed == 0
+        && summary.succeeded()
         && options.unplanned == 0
     {
         let manifest = completion_manifest(&receipts, &skipped, summary.objects);
@@ -398,10 +404,7 @@ pub async fn run(
                 deliver_one(&shared, &mut session, &item, Body::Bytes(manifest)).await
             }
         };
-        events(Event::Done {
-            item: &item,
-            outcome: &outcome,
-        });
+        events(Event::Manifest { outcome: &outcome });
         match outcome {
             Outcome::Delivered(receipt) | Outcome::Earlier(receipt) => {
                 summary.manifest = Some(receipt)
