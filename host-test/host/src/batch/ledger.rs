@@ -366,12 +366,22 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
+/// Opens (or creates) the ledger readable by its owner alone; one that exists with looser
+/// permissions is tightened, since it holds session URLs.
 fn open_private(path: &Path) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
     options.read(true).append(true).create(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if file.metadata()?.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -419,6 +429,13 @@ mod tests {
             use std::os::unix::fs::PermissionsExt as _;
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o077, 0, "the ledger holds sessions: {mode:o}");
+            // A ledger file given with looser permissions is tightened when opened.
+            let loose = dir.path().join("loose.jsonl");
+            std::fs::write(&loose, "").unwrap();
+            std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+            drop(Ledger::open(&loose, "b", "").unwrap());
+            let mode = std::fs::metadata(&loose).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{mode:o}");
         }
     }
 
