@@ -51,10 +51,14 @@ fn aws_env(secret: &str) -> GuestEnv {
 }
 
 fn routes(addr: SocketAddr) -> Vec<Route> {
-    ["sts.googleapis.com", "iamcredentials.googleapis.com"]
-        .iter()
-        .map(|host| format!("{host}={addr}").parse().unwrap())
-        .collect()
+    [
+        "sts.googleapis.com",
+        "iamcredentials.googleapis.com",
+        "storage.googleapis.com",
+    ]
+    .iter()
+    .map(|host| format!("{host}={addr}").parse().unwrap())
+    .collect()
 }
 
 async fn session(emulator: &Emulator, env: &GuestEnv) -> Session {
@@ -181,6 +185,41 @@ async fn each_misconfiguration_gets_its_own_diagnosis() {
         );
         assert!(!err.transient, "{name}");
         assert!(err.status.is_some(), "{name}: Google's status is reported");
+    }
+}
+
+/// A bucket that refuses the service account, or does not exist: the handshake upload says
+/// which, with the partner's fix, after a token exchange that worked.
+#[tokio::test]
+async fn a_bucket_that_refuses_or_is_missing_is_named_by_the_handshake() {
+    for (misconfig, status, fix) in [
+        (
+            Misconfig::ObjectCreatorMissing,
+            403,
+            "roles/storage.objectCreator on the bucket",
+        ),
+        (Misconfig::BucketMissing, 404, "the bucket does not exist"),
+    ] {
+        let emulator = start(misconfigured(misconfig)).await;
+        let mut session = session(&emulator, &aws_env(SECRET)).await;
+        let err = session
+            .verify(&destination(emulator.config()))
+            .await
+            .unwrap_err();
+        let step = err.downcast::<StepError>().expect("a step error").0;
+        assert_no_secret(&format!("{step:?}"));
+        assert_eq!(step.step, "upload", "{misconfig:?}: {step:?}");
+        assert_eq!(step.status, Some(status), "{misconfig:?}: {step:?}");
+        assert!(
+            step.fix.as_deref().unwrap_or("").contains(fix),
+            "{misconfig:?}: {step:?}"
+        );
+        assert_eq!(
+            emulator.count(Endpoint::Sts),
+            1,
+            "the exchange itself worked"
+        );
+        assert!(emulator.objects().is_empty(), "nothing was created");
     }
 }
 

@@ -93,6 +93,10 @@ pub enum Misconfig {
     ServiceAccountMissing,
     /// The service account is disabled: 400 `FAILED_PRECONDITION`.
     ServiceAccountDisabled,
+    /// The service account lacks `roles/storage.objectCreator` on the bucket: uploads get 403.
+    ObjectCreatorMissing,
+    /// The bucket does not exist: uploads get 404.
+    BucketMissing,
 }
 
 /// What the partner configured on the Google side, and which AWS credentials AWS accepts.
@@ -189,7 +193,7 @@ impl EmulatorConfig {
         )
     }
 
-    fn has(&self, misconfig: Misconfig) -> bool {
+    pub(crate) fn has(&self, misconfig: Misconfig) -> bool {
         self.misconfig.contains(&misconfig)
     }
 }

@@ -7,6 +7,7 @@ use percent_encoding::percent_decode_str;
 
 use super::errors::gcs_error;
 use super::params::header_str;
+use crate::Misconfig;
 use crate::reply::Reply;
 use crate::state::{State, lock};
 
@@ -64,11 +65,21 @@ pub(super) fn authorize(
             "Provided scope(s) are not authorized",
         ));
     }
+    if permission == "storage.objects.create" && state.config.has(Misconfig::ObjectCreatorMissing) {
+        let message = format!(
+            "{} does not have storage.objects.create access to the Google Cloud Storage object. \
+             Permission 'storage.objects.create' denied on resource (or it may not exist).",
+            state.config.service_account
+        );
+        return Err(gcs_error(StatusCode::FORBIDDEN, "forbidden", &message));
+    }
     Ok(())
 }
 
 pub(super) fn check_bucket(state: &State, bucket: &str) -> Result<(), Reply> {
-    if percent_decode_str(bucket).decode_utf8_lossy() == state.config.bucket {
+    if percent_decode_str(bucket).decode_utf8_lossy() == state.config.bucket
+        && !state.config.has(Misconfig::BucketMissing)
+    {
         Ok(())
     } else {
         Err(gcs_error(
