@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use wif_push_host::batch::{self, Event, IfExists, Instances, Options, Outcome, ledger, plan};
-use wif_push_host::runtime::{GuestEnv, Runtime, Session};
+use wif_push_host::runtime::{GuestEnv, Runtime};
 
 use crate::{Cli, DestArgs, GuestLimits, NetArgs};
 
@@ -94,15 +94,7 @@ pub async fn run(
         env: GuestEnv::aws(|name| std::env::var(name).ok()),
         outbound: net.outbound()?,
     };
-    let mut first = Session::new(
-        &instances.runtime,
-        &instances.env,
-        instances.outbound.clone(),
-    )
-    .await?;
-    if let Some(bytes) = limits.bytes() {
-        first.limit_guest_memory(bytes);
-    }
+    let mut first = instances.session(limits.bytes()).await?;
     batch::prepare(
         &mut first,
         &settings,

@@ -154,7 +154,8 @@ pub struct Instances {
 }
 
 impl Instances {
-    async fn session(&self, memory_limit: Option<usize>) -> Result<Session> {
+    /// A new instance, its guest memory limited to `memory_limit` bytes when given.
+    pub async fn session(&self, memory_limit: Option<usize>) -> Result<Session> {
         let mut session = Session::new(&self.runtime, &self.env, self.outbound.clone()).await?;
         if let Some(bytes) = memory_limit {
             session.limit_guest_memory(bytes);
@@ -613,14 +614,7 @@ async fn deliver_one(shared: &Shared, session: &mut Session, item: &Item, body: 
             let session_url = match kept_session {
                 Some(url) => url,
                 None => {
-                    let url = session.start_upload(&shared.settings, &object).await?;
-                    record(Record::Started {
-                        name: full.clone(),
-                        source: source.clone(),
-                        size: item.size,
-                        session: Some(url.clone()),
-                    })?;
-                    url
+                    start_journaled(shared, session, &object, &full, &source, item.size).await?
                 }
             };
             object.session = Some(session_url);
@@ -628,14 +622,10 @@ async fn deliver_one(shared: &Shared, session: &mut Session, item: &Item, body: 
                 // The session a crashed run kept is spent (expired after a week, or it holds
                 // bytes the source no longer has): start another, once.
                 Err(e) if resumed && session_is_spent(&e) => {
-                    let url = session.start_upload(&shared.settings, &object).await?;
-                    record(Record::Started {
-                        name: full.clone(),
-                        source: source.clone(),
-                        size: item.size,
-                        session: Some(url.clone()),
-                    })?;
-                    object.session = Some(url);
+                    object.session = Some(
+                        start_journaled(shared, session, &object, &full, &source, item.size)
+                            .await?,
+                    );
                     send(shared, session, &object, &body)
                         .await
                         .map(|r| (r, false))
@@ -734,6 +724,26 @@ async fn deliver_one(shared: &Shared, session: &mut Session, item: &Item, body: 
         }
         Err(e) => Outcome::Failed(e),
     }
+}
+
+/// A new resumable session for `object`, journaled (as `full`, from `source`) before any byte
+/// is sent into it.
+async fn start_journaled(
+    shared: &Shared,
+    session: &mut Session,
+    object: &delivery::Object,
+    full: &str,
+    source: &str,
+    size: Option<u64>,
+) -> Result<String> {
+    let url = session.start_upload(&shared.settings, object).await?;
+    shared.record(Record::Started {
+        name: full.to_owned(),
+        source: source.to_owned(),
+        size,
+        session: Some(url.clone()),
+    })?;
+    Ok(url)
 }
 
 /// One delivery call with the object's bytes.
