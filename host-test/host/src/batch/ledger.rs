@@ -116,7 +116,7 @@ impl Ledger {
         }
         let mut file =
             open_private(path).with_context(|| format!("cannot open the ledger {shown}"))?;
-        match file.try_lock() {
+        match lock(&file) {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 let owner = std::fs::read_to_string(owner_path(path)).unwrap_or_default();
@@ -300,6 +300,21 @@ impl Ledger {
 impl Drop for Ledger {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(owner_path(&self.path));
+    }
+}
+
+/// Takes the file's lock, waiting a moment for it: a process this one forks holds the open file
+/// (and its lock) from the fork until it execs, so a ledger just closed can look held briefly.
+/// Another delivery holds it for longer, and is refused.
+fn lock(file: &File) -> Result<(), std::fs::TryLockError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match file.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            result => return result,
+        }
     }
 }
 
