@@ -8,6 +8,8 @@ pub enum Step {
     Config,
     AwsCredentials,
     AwsRegion,
+    /// Asking AWS STS who the credentials are (GetCallerIdentity).
+    AwsIdentity,
     SubjectToken,
     StsExchange,
     Impersonation,
@@ -22,6 +24,7 @@ impl Step {
             Step::Config => "config",
             Step::AwsCredentials => "aws-credentials",
             Step::AwsRegion => "aws-region",
+            Step::AwsIdentity => "aws-identity",
             Step::SubjectToken => "subject-token",
             Step::StsExchange => "sts-exchange",
             Step::Impersonation => "impersonation",
@@ -35,6 +38,7 @@ impl Step {
             Step::Config => "reading the destination configuration",
             Step::AwsCredentials => "getting AWS credentials",
             Step::AwsRegion => "finding the AWS region",
+            Step::AwsIdentity => "asking AWS STS who the credentials are (GetCallerIdentity)",
             Step::SubjectToken => "signing the AWS subject token",
             Step::StsExchange => "exchanging the AWS subject token at Google STS",
             Step::Impersonation => {

@@ -8,6 +8,7 @@
 pub mod aws;
 pub mod config;
 pub mod delivery;
+pub mod doctor;
 pub mod error;
 pub mod io;
 pub mod retry;

@@ -293,6 +293,76 @@ pub fn parse(response: &Response, call: Call, role: &RoleRequest) -> Result<AwsC
     })
 }
 
+/// Who AWS says signed a request: `GetCallerIdentity`'s answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallerIdentity {
+    pub account: String,
+    pub arn: String,
+}
+
+/// `GetCallerIdentity`'s answer, or the diagnosis of AWS's refusal of the signature.
+pub fn parse_caller_identity(response: &Response) -> Result<CallerIdentity, Error> {
+    let status = response.status().as_u16();
+    let text = std::str::from_utf8(response.body()).unwrap_or("");
+    let doc = roxmltree::Document::parse(text).ok();
+    let field = |name: &str| {
+        doc.as_ref()
+            .and_then(|d| element_text(d, name))
+            .map(str::trim)
+    };
+    if status == 200 {
+        let (Some(account), Some(arn)) = (field("Account"), field("Arn")) else {
+            return Err(Error::new(
+                Step::AwsIdentity,
+                format!(
+                    "AWS STS GetCallerIdentity answered 200 without Account and Arn: {}",
+                    excerpt(response.body(), 200)
+                ),
+            ));
+        };
+        return Ok(CallerIdentity {
+            account: excerpt(account.as_bytes(), 20),
+            arn: excerpt(arn.as_bytes(), 2048),
+        });
+    }
+    let code = field("Code").unwrap_or_default();
+    let message = field("Message").unwrap_or_default();
+    let said = if code.is_empty() {
+        excerpt(response.body(), 200)
+    } else {
+        format!(
+            "{}: {}",
+            excerpt(code.as_bytes(), 80),
+            excerpt(message.as_bytes(), 300)
+        )
+    };
+    let error = Error::answered(
+        Step::AwsIdentity,
+        status,
+        format!("AWS STS GetCallerIdentity answered {status}: {said}"),
+    );
+    let fix = match code {
+        "InvalidClientTokenId" | "UnrecognizedClientException" => {
+            "AWS does not know this access key (or its session token): the keys are wrong, \
+             deleted or deactivated, or AWS_SESSION_TOKEN belongs to other keys; get current \
+             credentials"
+        }
+        "ExpiredToken" | "ExpiredTokenException" => {
+            "the AWS session token has expired: refresh the credentials (e.g. aws sso login, or \
+             a new AWS_SESSION_TOKEN)"
+        }
+        "SignatureDoesNotMatch" if message.contains("expired") => {
+            "this machine's clock is off by more than AWS's 15 minutes: synchronise it (NTP)"
+        }
+        "SignatureDoesNotMatch" => {
+            "AWS computed another signature: the secret access key does not belong to the \
+             access key id"
+        }
+        _ => return Err(error),
+    };
+    Err(error.with_fix(fix))
+}
+
 /// The text of the first element named `name`, wherever it is (STS wraps its answers in a
 /// namespaced `...Response`/`...Result` pair).
 fn element_text<'a>(doc: &'a roxmltree::Document, name: &str) -> Option<&'a str> {

@@ -107,41 +107,53 @@ impl TokenSource {
         io: &mut dyn Io,
         destination: &Destination,
     ) -> Result<AccessToken, Error> {
-        let now = io.now();
         let subject = self.subject_token(io, destination, None)?;
         let federated = self.exchange(io, destination, &subject)?;
-        let token = match (
+        self.impersonate(io, destination, federated)
+    }
+
+    /// The service account's access token bought with the federated token, or the federated
+    /// token itself when the destination impersonates no service account.
+    pub fn impersonate(
+        &self,
+        io: &mut dyn Io,
+        destination: &Destination,
+        federated: sts::FederatedToken,
+    ) -> Result<AccessToken, Error> {
+        let (Some(url), Some(email)) = (
             &destination.federation.impersonation_url,
             &destination.federation.service_account,
-        ) {
-            (Some(url), Some(email)) => {
-                let request = iam::request(
-                    url,
-                    &federated.access_token,
-                    destination.federation.token_lifetime_seconds,
-                );
-                let (token, expires_at) = self.call(
-                    io,
-                    destination,
-                    Step::Impersonation,
-                    "IAM Credentials",
-                    &request,
-                    |r| iam::parse(r, email),
-                )?;
-                AccessToken {
-                    token,
-                    expires_at,
-                    from_cache: false,
-                }
-            }
+        ) else {
             // The partner granted the federated principal directly: use the STS token.
-            _ => AccessToken {
+            return Ok(AccessToken {
                 token: federated.access_token,
-                expires_at: now + Duration::from_secs(federated.expires_in),
+                expires_at: io.now() + Duration::from_secs(federated.expires_in),
                 from_cache: false,
-            },
+            });
         };
-        Ok(token)
+        let request = iam::request(
+            url,
+            &federated.access_token,
+            destination.federation.token_lifetime_seconds,
+        );
+        let (token, expires_at) = self.call(
+            io,
+            destination,
+            Step::Impersonation,
+            "IAM Credentials",
+            &request,
+            |r| iam::parse(r, email),
+        )?;
+        Ok(AccessToken {
+            token,
+            expires_at,
+            from_cache: false,
+        })
+    }
+
+    /// Caches a token obtained step by step (the doctor's), as `access_token` would have.
+    pub fn remember(&mut self, destination: &Destination, token: AccessToken) {
+        self.tokens.insert(cache_key(destination), token);
     }
 
     /// The cached tokens by cache key, for a host that shares them across a pool of instances.
@@ -223,7 +235,7 @@ impl TokenSource {
     }
 
     /// The destination's AWS region: its setting, the environment, or the instance's zone.
-    fn region(&mut self, io: &mut dyn Io, destination: &Destination) -> Result<String, Error> {
+    pub fn region(&mut self, io: &mut dyn Io, destination: &Destination) -> Result<String, Error> {
         let key = format!(
             "{:?}|{:?}|{:?}|{:?}",
             destination.aws_region,
@@ -279,7 +291,7 @@ impl TokenSource {
     /// The credentials that sign the subject token: the pipeline's own (the chain), or, when
     /// the destination names a role, that role's, assumed with them and kept per role until
     /// shortly before they expire.
-    fn aws_credentials(
+    pub fn aws_credentials(
         &mut self,
         io: &mut dyn Io,
         destination: &Destination,
@@ -312,7 +324,8 @@ impl TokenSource {
         Ok(assumed)
     }
 
-    fn exchange(
+    /// Google STS's federated token for the subject token.
+    pub fn exchange(
         &self,
         io: &mut dyn Io,
         destination: &Destination,
