@@ -265,7 +265,8 @@ fn clock(io: &mut dyn Io, d: &Destination) -> Result<String, Error> {
         .map_err(|_| fail(format!("Google STS answered Date {date:?}, not an HTTP date")))?;
     // The Date was stamped between the two readings; it is whole seconds, and so is the offset.
     let local = before + (after - before) / 2;
-    let offset = (local - google).whole_seconds();
+    let offset: time::Duration = local - google;
+    let offset = offset.whole_seconds();
     let ahead_or_behind = if offset >= 0 { "ahead of" } else { "behind" };
     let seen = format!(
         "this machine's clock is {} s {ahead_or_behind} Google's (Date: {date})",
