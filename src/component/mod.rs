@@ -177,6 +177,29 @@ impl delivery::Guest for Component {
             .map(receipt_to_wit)
             .map_err(|e| to_wit(&e))
     }
+
+    fn doctor(destination: wif::Destination) -> delivery::Checklist {
+        let report = doctor(core_destination(destination).as_ref());
+        delivery::Checklist {
+            passed: report.passed,
+            checks: report
+                .checks
+                .into_iter()
+                .map(|c| delivery::Check {
+                    step: c.step.to_owned(),
+                    passed: c.passed,
+                    saw: c.saw,
+                    fix: c.fix,
+                })
+                .collect(),
+            receipt: report.receipt.map(receipt_to_wit),
+        }
+    }
+}
+
+fn doctor(destination: Result<&Destination, &Error>) -> crate::doctor::Report {
+    let mut tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+    crate::doctor::run(&mut io::WasiIo, &mut tokens, destination)
 }
 
 /// Streams `body` into the bucket as `object` (named without the destination's prefix).
@@ -255,8 +278,12 @@ fn receipt_to_wit(r: Receipt) -> delivery::Receipt {
     }
 }
 
-/// The WIT record as [`Settings`]: the one place the guest names each field.
 fn destination_from(d: wif::Destination) -> Result<Destination, wif::Error> {
+    core_destination(d).map_err(|e| to_wit(&e))
+}
+
+/// The WIT record as [`Settings`]: the one place the guest names each field.
+fn core_destination(d: wif::Destination) -> Result<Destination, Error> {
     let settings = Settings {
         credential_config: d.credential_config,
         project_number: d.project_number,
@@ -282,7 +309,7 @@ fn destination_from(d: wif::Destination) -> Result<Destination, wif::Error> {
             storage: d.storage_url,
         },
     };
-    Destination::from_settings(&settings).map_err(|e| to_wit(&Error::from(e)))
+    Destination::from_settings(&settings).map_err(Error::from)
 }
 
 fn to_wit(e: &Error) -> wif::Error {

@@ -7,7 +7,7 @@ use wasip2::http::types::{
 };
 
 use super::exports::wasi::http::incoming_handler::Guest;
-use super::{Component, deliver_from_s3, deliver_stream, delivery, io, verify_handshake};
+use super::{Component, deliver_from_s3, deliver_stream, delivery, doctor, io, verify_handshake};
 use crate::sidecar::{self, Answer, Route};
 
 impl Guest for Component {
@@ -65,6 +65,12 @@ fn answer(method: &str, path: &str, request: IncomingRequest) -> Answer {
                     Ok(receipt) => Answer::delivered(&receipt),
                     Err(error) => Answer::failed(&error),
                 },
+                Err(refused) => refused,
+            }
+        }
+        Route::Doctor { destination } => {
+            match sidecar::pick_configured(&destinations, destination.as_deref()) {
+                Ok(destination) => Answer::doctor(&doctor(destination.as_ref())),
                 Err(refused) => refused,
             }
         }

@@ -49,6 +49,15 @@ impl Answer {
         }
     }
 
+    /// `GET /v1/doctor`: the checklist; 200 when the handshake object landed, else 503.
+    pub fn doctor(report: &crate::doctor::Report) -> Self {
+        Answer {
+            status: if report.passed { 200 } else { 503 },
+            body: serde_json::to_string(report).expect("reports serialize"),
+            headers: Vec::new(),
+        }
+    }
+
     /// `GET /healthz`: each destination's state (never a secret); 200 while any destination
     /// can deliver (`"degraded"` when some cannot), 503 when none can.
     pub fn health(destinations: Result<&Configured, &Error>) -> Self {

@@ -7,8 +7,10 @@
 //! GET  /healthz                                  200, the destinations (never a secret)
 //! PUT  /v1/objects/{name...}                     201 + receipt   (one destination)
 //! POST /v1/verify                                201 + receipt of the handshake object
+//! GET  /v1/doctor                                200 (or 503) + the checklist of every step
 //! PUT  /v1/destinations/{id}/objects/{name...}   201 + receipt   (several destinations)
 //! POST /v1/destinations/{id}/verify
+//! GET  /v1/destinations/{id}/doctor
 //! ```
 
 pub mod answer;
@@ -35,6 +37,17 @@ pub fn pick<'a>(
     destinations: &'a Configured,
     wanted: Option<&str>,
 ) -> Result<&'a Destination, Answer> {
+    pick_configured(destinations, wanted)?
+        .as_ref()
+        .map_err(Answer::failed)
+}
+
+/// The destination a route names, or why its configuration is refused (for the doctor, which
+/// reports that as its first line).
+pub fn pick_configured<'a>(
+    destinations: &'a Configured,
+    wanted: Option<&str>,
+) -> Result<&'a Result<Destination, Error>, Answer> {
     let ids = || {
         destinations
             .iter()
@@ -71,7 +84,7 @@ pub fn pick<'a>(
             }
         },
     };
-    found.as_ref().map_err(Answer::failed)
+    Ok(found)
 }
 
 /// The configured destinations from `lookup` (the environment, then `wasi:config`) and

@@ -21,6 +21,10 @@ pub enum Route {
     Copy {
         destination: Option<String>,
     },
+    /// `GET /v1/doctor`: the chain checked step by step (it delivers a handshake object).
+    Doctor {
+        destination: Option<String>,
+    },
 }
 
 /// Splits `path_and_query` into a [`Route`], or the answer refusing it.
@@ -52,6 +56,9 @@ pub fn route(method: &str, path_and_query: &str) -> Result<Route, Answer> {
     if rest == "copy" {
         return allow(method, &["POST"]).map(|()| Route::Copy { destination });
     }
+    if rest == "doctor" {
+        return allow(method, &["GET"]).map(|()| Route::Doctor { destination });
+    }
     if let Some(raw) = rest.strip_prefix("objects/") {
         allow(method, &["PUT"])?;
         let name = object_name(raw).map_err(|problem| Answer::refuse(400, problem))?;
@@ -82,7 +89,7 @@ fn not_found(path: &str) -> Answer {
         404,
         format!(
             "nothing is served at {shown_q}: use PUT /v1/objects/NAME, POST /v1/verify, \
-             GET /healthz, or /v1/destinations/ID/... when several destinations are configured",
+             GET /v1/doctor, GET /healthz, or /v1/destinations/ID/... when several destinations are configured",
             shown_q = crate::error::quote(&shown, 100)
         ),
     )
@@ -168,6 +175,17 @@ mod tests {
             route("PUT", "/v1/destinations/partner-a/objects/x.bin").unwrap(),
             deliver(Some("partner-a"), "x.bin")
         );
+        assert_eq!(
+            route("GET", "/v1/destinations/partner-a/doctor").unwrap(),
+            Route::Doctor {
+                destination: Some("partner-a".into())
+            }
+        );
+        assert_eq!(
+            route("GET", "/v1/doctor").unwrap(),
+            Route::Doctor { destination: None }
+        );
+        assert_eq!(route("POST", "/v1/doctor").unwrap_err().status, 405);
         assert_eq!(
             route("POST", "/v1/destinations/partner-a/verify").unwrap(),
             Route::Verify {

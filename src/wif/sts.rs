@@ -121,6 +121,10 @@ fn diagnose(error: &str, description: &str) -> Option<&'static str> {
         "invalid_grant" if has("SignatureDoesNotMatch") => {
             "AWS rejected the signature: check AWS_SECRET_ACCESS_KEY belongs to AWS_ACCESS_KEY_ID"
         }
+        "invalid_grant" if has("AWS account") => {
+            "the partner's AWS provider trusts another AWS account than this pipeline's: ask the \
+             partner to set the provider's account id to it (host-test doctor names it)"
+        }
         "invalid_grant" if has("target resource") || has("audience") => {
             "the subject token was signed for another audience: regenerate it for this destination"
         }

@@ -68,6 +68,15 @@ enum Command {
     /// Write the partner's Google Cloud set-up for this sender into a directory: a gcloud
     /// script, the same as Terraform, the partner guide's checklist, and the sender's DEST.toml.
     PartnerKit(commands::partner_kit::KitArgs),
+    /// Check the chain one step at a time (credentials, identity, clock, mapping, exchange,
+    /// impersonation, handshake) and print the checklist; exit 0 only when the handshake object
+    /// landed.
+    Doctor {
+        #[command(flatten)]
+        dest: DestArgs,
+        #[command(flatten)]
+        net: NetArgs,
+    },
     /// Upload a small, uniquely named handshake object and print its receipt.
     Verify {
         #[command(flatten)]
@@ -171,6 +180,7 @@ impl Command {
             Command::Token { .. } => "token",
             Command::Deliver { .. } => "deliver",
             Command::Verify { .. } => "verify",
+            Command::Doctor { .. } => "doctor",
             Command::PartnerKit(_) => "partner-kit",
             Command::Serve { .. } => "serve",
             Command::Bench(_) => "bench",
@@ -285,6 +295,7 @@ async fn run(cli: &Cli) -> Result<()> {
             Ok(())
         }
         Command::Token { dest, net } => commands::token::run(cli, dest, net).await,
+        Command::Doctor { dest, net } => commands::doctor::run(cli, dest, net).await,
     }
 }
 

@@ -35,16 +35,29 @@ impl Form {
     }
 }
 
-/// Answers a POST to `/` with an STS `Action`; `None` when the body names no STS action.
-pub(crate) fn handle(state: &State, headers: &HeaderMap, body: &[u8]) -> Option<Reply> {
-    let form = Form(
-        form_urlencoded::parse(body)
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect(),
-    );
+/// Answers a POST to `/` with an STS `Action` in its form body or its query (as a subject
+/// token's `GetCallerIdentity` has it); `None` when neither names one.
+pub(crate) fn handle(
+    state: &State,
+    query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<Reply> {
+    let parse = |bytes: &[u8]| {
+        Form(
+            form_urlencoded::parse(bytes)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    };
+    let mut form = parse(body);
+    if form.get("Action").is_none() {
+        form = parse(query.as_bytes());
+    }
     let reply = match form.get("Action")? {
         "AssumeRole" => assume_role(state, headers, body, &form),
         "AssumeRoleWithWebIdentity" => web_identity(state, &form),
+        "GetCallerIdentity" => caller_identity(state, query, headers, body),
         other => Err(error_xml(
             StatusCode::BAD_REQUEST,
             "InvalidAction",
@@ -94,6 +107,31 @@ fn assume_role(
         return Err(denied());
     }
     issue(state, role, form, "AssumeRole")
+}
+
+/// `GetCallerIdentity`: whose signature the request carries.
+fn caller_identity(
+    state: &State,
+    query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reply, Reply> {
+    let (caller, _) = verify_sigv4(state, "POST", "/", query, headers, body, "sts")?;
+    let account = caller.role_arn.split(':').nth(4).unwrap_or_default();
+    let xml = format!(
+        "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
+         <GetCallerIdentityResult><Arn>{}</Arn><UserId>AROAEMULATED:{}</UserId>\
+         <Account>{account}</Account></GetCallerIdentityResult>\
+         <ResponseMetadata><RequestId>emulated</RequestId></ResponseMetadata>\
+         </GetCallerIdentityResponse>",
+        escape(&caller.role_arn),
+        escape(caller.role_arn.rsplit('/').next().unwrap_or_default()),
+    );
+    Ok(Reply::xml(
+        StatusCode::OK,
+        xml,
+        format!("GetCallerIdentity: {}", caller.role_arn),
+    ))
 }
 
 fn web_identity(state: &State, form: &Form) -> Result<Reply, Reply> {
@@ -227,6 +265,16 @@ pub(crate) fn verify_sigv4(
         .ok_or_else(invalid)?;
     if header("x-amz-security-token") != identity.session_token.as_deref() {
         return Err(invalid());
+    }
+    if state
+        .config
+        .expired_access_keys
+        .contains(&identity.access_key_id)
+    {
+        return Err(refuse(
+            "ExpiredToken",
+            "The security token included in the request is expired",
+        ));
     }
     let signed_at = header("x-amz-date")
         .and_then(parse_amz_date)

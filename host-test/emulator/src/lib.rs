@@ -85,6 +85,13 @@ impl fmt::Debug for AwsRole {
 pub enum Misconfig {
     /// The pool or provider is wrong, deleted or disabled: STS answers `invalid_target`.
     UnknownAudience,
+    /// The pool is disabled: STS answers `invalid_target`, in the same words as for a pool that
+    /// does not exist (Google's answer does not tell them apart).
+    PoolDisabled,
+    /// The provider is disabled: `invalid_target`, as for a provider that does not exist.
+    ProviderDisabled,
+    /// The AWS provider trusts another AWS account than the caller's: `invalid_grant`.
+    ProviderTrustsOtherAccount,
     /// The provider's attribute condition rejects the sender's role: `unauthorized_client`.
     ConditionRejects,
     /// The pool's principals lack `roles/iam.workloadIdentityUser` on the service account: 403.
@@ -108,6 +115,8 @@ pub struct EmulatorConfig {
     /// The service account email the partner lets the pool impersonate.
     pub service_account: String,
     pub identities: Vec<AwsIdentity>,
+    /// Access key ids of `identities` whose session AWS says has expired (`ExpiredToken`).
+    pub expired_access_keys: Vec<String>,
     /// The roles AWS STS lets assume (`aws_role_arn`, web identity).
     pub aws_roles: Vec<AwsRole>,
     /// What the emulated S3 holds (see [`Emulator::put_s3_object`]).
@@ -165,6 +174,7 @@ impl EmulatorConfig {
                 session_token: None,
                 role_arn: "arn:aws:sts::111122223333:assumed-role/wif-push-sender/session".into(),
             }],
+            expired_access_keys: Vec::new(),
             s3_objects: Vec::new(),
             aws_roles: vec![AwsRole {
                 role_arn: "arn:aws:iam::111122223333:role/wif-push-sender".into(),

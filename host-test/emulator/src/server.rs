@@ -21,6 +21,7 @@ use crate::reply::Reply;
 use crate::state::{State, lock};
 use crate::wan::Paced;
 use crate::{Endpoint, LogEntry, aws_sts, gcs, iam, s3, sts};
+use time::OffsetDateTime;
 
 /// Google's front end refuses larger requests; none of these endpoints needs more.
 const MAX_BODY_BYTES: usize = 1 << 20;
@@ -111,7 +112,10 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ConnectionDropped> {
     if !s3::is_s3(req.headers()) {
-        return handle_google(state, req).await.map(whole);
+        let clock = Arc::clone(&state);
+        return handle_google(state, req)
+            .await
+            .map(|response| whole(dated(response, clock.now())));
     }
     let (parts, _body) = req.into_parts();
     let endpoint = Endpoint::S3;
@@ -146,6 +150,20 @@ async fn handle(
     Ok(response)
 }
 
+/// Stamps an answer with the emulator's clock (`EmulatorConfig::now`), as Google's carry the
+/// time in `Date`: a sender can tell how far its own clock is off.
+fn dated(mut response: Response<Full<Bytes>>, now: OffsetDateTime) -> Response<Full<Bytes>> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    if let Ok(date) = now.to_offset(time::UtcOffset::UTC).format(&format)
+        && let Ok(value) = http::HeaderValue::from_str(&date)
+    {
+        response.headers_mut().insert(http::header::DATE, value);
+    }
+    response
+}
+
 async fn handle_google(
     state: Arc<State>,
     req: Request<Incoming>,
@@ -178,6 +196,7 @@ async fn handle_google(
             &state,
             &parts.method,
             parts.uri.path(),
+            parts.uri.query().unwrap_or_default(),
             &parts.headers,
             &body,
         ),
@@ -220,12 +239,19 @@ async fn read_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, Reply> 
     }
 }
 
-fn route(state: &State, method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) -> Reply {
+fn route(
+    state: &State,
+    method: &Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Reply {
     if method != Method::POST {
         return Reply::not_found();
     }
     if path == "/"
-        && let Some(reply) = aws_sts::handle(state, headers, body)
+        && let Some(reply) = aws_sts::handle(state, query, headers, body)
     {
         return reply;
     }

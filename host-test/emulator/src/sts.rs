@@ -48,7 +48,8 @@ fn try_exchange(state: &State, headers: &HeaderMap, body: &[u8]) -> Result<Reply
 
     let config = &state.config;
     let expected_audience = config.audience();
-    if audience != expected_audience || config.has(Misconfig::UnknownAudience) {
+    let disabled = config.has(Misconfig::PoolDisabled) || config.has(Misconfig::ProviderDisabled);
+    if audience != expected_audience || config.has(Misconfig::UnknownAudience) || disabled {
         return Err(error(
             "invalid_target",
             "The target service indicated by the \"audience\" parameters is invalid. This might \
@@ -66,6 +67,24 @@ fn try_exchange(state: &State, headers: &HeaderMap, body: &[u8]) -> Result<Reply
         config.clock_skew_tolerance,
     )
     .map_err(rejected)?;
+    if config.expired_access_keys.contains(&identity.access_key_id) {
+        return Err(rejected(Rejection::Aws {
+            code: "ExpiredToken",
+            message: "The security token included in the request is expired".into(),
+        }));
+    }
+
+    // Google does not publish its words for this refusal; these name the mismatch.
+    if config.has(Misconfig::ProviderTrustsOtherAccount) {
+        let account = identity.role_arn.split(':').nth(4).unwrap_or_default();
+        return Err(error(
+            "invalid_grant",
+            format!(
+                "The AWS account {account} of the caller is not the AWS account the identity \
+                 provider trusts."
+            ),
+        ));
+    }
 
     let condition_holds = config
         .allowed_role_arn_prefixes

@@ -542,6 +542,16 @@ impl Session {
             .map_err(StepError)?)
     }
 
+    /// Runs the chain step by step and returns the checklist (a refused configuration is its
+    /// first line, not an error).
+    pub async fn doctor(&mut self, destination: &Settings) -> Result<delivery::Checklist> {
+        self.library
+            .wif_push_delivery()
+            .call_doctor(&mut self.store, &wit_destination(destination))
+            .await
+            .map_err(|e| self.trapped(e))
+    }
+
     /// Runs the sidecar's `wasi:http/incoming-handler` for `request`; the answer goes to
     /// `response` as soon as the component sets it.
     pub async fn handle<B>(
