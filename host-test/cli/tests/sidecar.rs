@@ -751,3 +751,60 @@ fn emulate_removes_its_store_on_sigterm() {
     assert!(status.success(), "{status:?}");
     assert!(!dir.exists(), "{} is left behind", dir.display());
 }
+
+/// `GET /v1/doctor`: the same checklist as `host-test doctor`, 200 when the handshake object
+/// landed, 503 with the failed step and its fix otherwise; a destination whose configuration
+/// is refused is the checklist's first line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_doctor_serves_the_checklist() {
+    let demo = Demo::start(EmulatorConfig::demo()).await.unwrap();
+    let server = serve(&demo, 2).await;
+    let (status, checklist) = send(server.addr(), "GET", "/v1/doctor", &[], Bytes::new()).await;
+    assert_eq!(status, 200, "{checklist}");
+    assert_eq!(checklist["passed"], true);
+    assert_eq!(checklist["checks"].as_array().unwrap().len(), 10);
+    let name = checklist["receipt"]["name"].as_str().unwrap();
+    assert!(demo.emulator.object(name).is_some(), "{checklist}");
+    // A second run exchanges again: a doctor proves the chain, not the cache.
+    let (status, _) = send(server.addr(), "GET", "/v1/doctor", &[], Bytes::new()).await;
+    assert_eq!(status, 200);
+    let exchanges = |demo: &Demo| {
+        demo.emulator
+            .log()
+            .iter()
+            .filter(|e| e.endpoint == Endpoint::Sts && e.method == "POST")
+            .count()
+    };
+    assert_eq!(exchanges(&demo), 2);
+
+    let broken = Demo::start(EmulatorConfig {
+        misconfig: vec![wif_push_emulator::Misconfig::MissingWorkloadIdentityUser],
+        ..EmulatorConfig::demo()
+    })
+    .await
+    .unwrap();
+    let server = serve(&broken, 2).await;
+    let (status, checklist) = send(server.addr(), "GET", "/v1/doctor", &[], Bytes::new()).await;
+    assert_eq!(status, 503, "{checklist}");
+    let last = checklist["checks"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["step"], "impersonation");
+    assert!(last["fix"].as_str().unwrap().contains("principalSet://"));
+    assert!(!checklist.to_string().contains("ya29."));
+
+    let mut destination = demo.destination.clone();
+    destination.bucket = Some("Not A Bucket".into());
+    let server = serve_with(
+        &demo,
+        destination,
+        ServeOptions::new("127.0.0.1:0".parse().unwrap()),
+    )
+    .await;
+    let (status, checklist) = send(server.addr(), "GET", "/v1/doctor", &[], Bytes::new()).await;
+    assert_eq!(status, 503, "{checklist}");
+    assert_eq!(checklist["checks"][0]["step"], "config");
+    assert_eq!(checklist["checks"][0]["passed"], false);
+    let saw = checklist["checks"][0]["saw"].as_str().unwrap();
+    assert!(saw.contains("BUCKET"), "{saw}");
+    let (status, _) = send(server.addr(), "POST", "/v1/doctor", &[], Bytes::new()).await;
+    assert_eq!(status, 405);
+}
