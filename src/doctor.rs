@@ -17,7 +17,6 @@ use crate::error::{Error, Step};
 use crate::io::{Io, head_of};
 use crate::retry::retry;
 use crate::wif::mapping;
-use crate::wif::subject_token;
 use crate::wif::token::{REFRESH_SLACK, TokenSource};
 
 /// The most this machine's clock may be off: tokens are renewed this long before they expire,
@@ -112,9 +111,9 @@ impl Checklist {
             tokens.pipeline_credentials(io, d),
             |(base, _)| describe_credentials(io, base),
         )?;
-        if let Some(role) = &d.aws_role {
-            let assumed = tokens.aws_credentials(io, d, &region);
-            self.check("aws-credentials", assumed, |assumed| {
+        let signing = tokens.aws_credentials(io, d, &region);
+        let signing = match &d.aws_role {
+            Some(role) => self.check("aws-credentials", signing, |assumed| {
                 format!(
                     "assumed {} with them{}: {}",
                     role.role_arn,
@@ -125,9 +124,24 @@ impl Checklist {
                     },
                     describe_keys(assumed)
                 )
-            })?;
-        }
+            })?,
+            // The chain's own, checked above.
+            None => signing.ok()?,
+        };
         self.check("clock", clock(io, d), |offset| offset.clone())?;
+        let identity = self.check("aws-identity", identity(io, d, &signing, &region), |who| {
+            format!(
+                "AWS STS GetCallerIdentity says these are {} (account {}); {}",
+                who.arn,
+                who.account,
+                match &d.aws_role {
+                    Some(role) => format!("a session of aws_role_arn {}", role.role_arn),
+                    None => "aws_role_arn is not set: the pipeline's own identity".to_owned(),
+                }
+            )
+        })?;
+        let expected = Expected::of(d, &identity);
+        self.check("mapping", Ok(()), |()| expected.describe(d))?;
         let token = tokens.subject_token(io, d, None);
         let token = self.check("subject-token", token, |token| {
             format!(
@@ -142,19 +156,6 @@ impl Checklist {
                 token.expose().len()
             )
         })?;
-        let identity = self.check("aws-identity", identity(io, d, &token), |who| {
-            format!(
-                "AWS says the subject token is signed by {} (account {}); {}",
-                who.arn,
-                who.account,
-                match &d.aws_role {
-                    Some(role) => format!("a session of aws_role_arn {}", role.role_arn),
-                    None => "aws_role_arn is not set: the pipeline's own identity".to_owned(),
-                }
-            )
-        })?;
-        let expected = Expected::of(d, &identity);
-        self.check("mapping", Ok(()), |()| expected.describe(d))?;
         let exchanged = tokens
             .exchange(io, d, &token)
             .map_err(|e| expected.explain_exchange(d, e));
@@ -292,20 +293,23 @@ fn clock(io: &mut dyn Io, d: &Destination) -> Result<String, Error> {
     Ok(seen)
 }
 
-/// Who AWS says signed the subject token: the token's own request, sent as Google sends it.
+/// Who AWS says the signing credentials are (`aws sts get-caller-identity`).
 fn identity(
     io: &mut dyn Io,
     d: &Destination,
-    token: &crate::secret::Secret,
+    credentials: &AwsCredentials,
+    region: &str,
 ) -> Result<aws::sts::CallerIdentity, Error> {
-    let request = subject_token::as_request(token)?;
+    let endpoint = aws::sts::endpoint(io, Some(region))?;
+    let request =
+        aws::sts::caller_identity_request(&endpoint, region, &credentials.credentials, io.now())?;
     let (result, _) = retry(io, &d.backoff, |io| {
         let answer = io
-            .send_borrowed(&head_of(&request), &[], TIMEOUT)
+            .send_borrowed(&head_of(&request), request.body(), TIMEOUT)
             .map_err(|e| {
                 Error::no_answer(
                     Step::AwsIdentity,
-                    format!("AWS STS ({}) could not be reached: {e}", request.uri()),
+                    format!("AWS STS ({endpoint}) could not be reached: {e}"),
                     &e,
                 )
             })?;
@@ -324,8 +328,7 @@ fn identity(
                 Err(Error::new(
                     Step::AwsIdentity,
                     format!(
-                        "AWS says the subject token is signed by {}, not by a session of \
-                         aws_role_arn {}",
+                        "AWS says these are {}, not a session of aws_role_arn {}",
                         who.arn, role.role_arn
                     ),
                 )
@@ -584,7 +587,7 @@ mod tests {
                 .unwrap())
         });
         io.on("POST https://sts.us-east-1.amazonaws.com", move |req| {
-            assert!(req.headers().contains_key("x-goog-cloud-target-resource"));
+            assert_eq!(req.body(), b"Action=GetCallerIdentity&Version=2011-06-15");
             respond(
                 200,
                 &format!(
@@ -638,9 +641,9 @@ mod tests {
                 ("aws-region", true),
                 ("aws-credentials", true),
                 ("clock", true),
-                ("subject-token", true),
                 ("aws-identity", true),
                 ("mapping", true),
+                ("subject-token", true),
                 ("sts-exchange", true),
                 ("impersonation", true),
                 ("handshake", false),

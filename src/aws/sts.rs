@@ -131,13 +131,34 @@ pub fn assume_role_request(
     if let Some(seconds) = role.duration_seconds {
         form.append_pair("DurationSeconds", &seconds.to_string());
     }
-    let body = form.finish().into_bytes();
-    let uri = format!("{endpoint}/").parse::<http::Uri>().map_err(|_| {
-        Error::new(
-            Step::AwsCredentials,
-            format!("the STS endpoint {} is not a URL", quote(endpoint, 100)),
-        )
-    })?;
+    signed_form(endpoint, region, credentials, form.finish(), now)
+        .map_err(|e| Error::new(Step::AwsCredentials, format!("AssumeRole: {e}")))
+}
+
+/// The signed `GetCallerIdentity` request, as the AWS CLI sends it (a form body).
+pub fn caller_identity_request(
+    endpoint: &str,
+    region: &str,
+    credentials: &Credentials,
+    now: OffsetDateTime,
+) -> Result<Request, Error> {
+    let form = format!("Action=GetCallerIdentity&Version={VERSION}");
+    signed_form(endpoint, region, credentials, form, now)
+        .map_err(|e| Error::new(Step::AwsIdentity, format!("GetCallerIdentity: {e}")))
+}
+
+/// A POST of `form` to the STS endpoint, signed with `credentials`.
+fn signed_form(
+    endpoint: &str,
+    region: &str,
+    credentials: &Credentials,
+    form: String,
+    now: OffsetDateTime,
+) -> Result<Request, String> {
+    let body = form.into_bytes();
+    let uri = format!("{endpoint}/")
+        .parse::<http::Uri>()
+        .map_err(|_| format!("the STS endpoint {} is not a URL", quote(endpoint, 100)))?;
     let host = uri.authority().map(|a| a.as_str()).unwrap_or_default();
     let headers = vec![("host", host), ("content-type", FORM)];
     let signed = sigv4::sign(
@@ -155,17 +176,14 @@ pub fn assume_role_request(
             settings: Default::default(),
         },
     )
-    .map_err(|e| Error::new(Step::AwsCredentials, format!("signing AssumeRole: {e}")))?;
+    .map_err(|e| format!("signing: {e}"))?;
     let mut request = http::Request::post(uri.clone()).header("content-type", FORM);
     for (name, value) in &signed.headers {
         request = request.header(name, value);
     }
-    let mut request = request.body(body).map_err(|_| {
-        Error::new(
-            Step::AwsCredentials,
-            "the signed AssumeRole request is invalid",
-        )
-    })?;
+    let mut request = request
+        .body(body)
+        .map_err(|_| "the signed request is invalid".to_owned())?;
     crate::secret::hide_session_token(request.headers_mut());
     Ok(request)
 }

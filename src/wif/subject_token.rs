@@ -3,7 +3,7 @@
 //! says who signed it.
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::config::Destination;
@@ -33,15 +33,14 @@ pub enum TargetResource {
     Unsigned,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct SerializedRequest<'a> {
-    #[serde(borrow)]
     headers: Vec<Header<'a>>,
     method: &'a str,
     url: &'a str,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct Header<'a> {
     key: &'a str,
     value: &'a str,
@@ -114,29 +113,6 @@ pub fn subject_token(
     })
     .expect("strings always serialize");
     Ok(Secret::new(utf8_percent_encode(&json, QUOTE).to_string()))
-}
-
-/// The request a subject token stands for, as Google STS sends it to AWS: the doctor sends it
-/// itself to learn who signed it. Holds the session token (marked sensitive).
-pub fn as_request(token: &Secret) -> Result<crate::io::Request, crate::error::Error> {
-    use crate::error::{Error, Step};
-    let broken = || Error::new(Step::SubjectToken, "the subject token does not decode");
-    let json = percent_encoding::percent_decode_str(token.expose())
-        .decode_utf8()
-        .map_err(|_| broken())?;
-    let serialized: SerializedRequest = serde_json::from_str(&json).map_err(|_| broken())?;
-    let mut request = http::Request::builder()
-        .method(serialized.method)
-        .uri(serialized.url);
-    for header in &serialized.headers {
-        // `host` comes from the URL.
-        if !header.key.eq_ignore_ascii_case("host") {
-            request = request.header(header.key, header.value);
-        }
-    }
-    let mut request = request.body(Vec::new()).map_err(|_| broken())?;
-    crate::secret::hide_session_token(request.headers_mut());
-    Ok(request)
 }
 
 #[cfg(test)]
@@ -242,39 +218,5 @@ mod tests {
                 .contains("SignedHeaders=host;x-amz-date,")
         );
         assert_eq!(v["headers"][3]["key"], TARGET_RESOURCE_HEADER);
-    }
-
-    /// The request a token stands for is the signed one, header for header.
-    #[test]
-    fn a_token_turns_back_into_its_request() {
-        let creds = Credentials {
-            access_key_id: "AKIDEXAMPLE".into(),
-            secret_access_key: Secret::new("secret"),
-            session_token: Some(Secret::new("canary-session")),
-        };
-        let token = subject_token(
-            &creds,
-            "eu-west-1",
-            &destination(),
-            datetime!(2020-08-11 06:55:22 UTC),
-            TargetResource::Signed,
-            &SigningKeyCache::new(),
-        )
-        .unwrap();
-        let request = as_request(&token).unwrap();
-        assert_eq!(request.method(), "POST");
-        assert_eq!(
-            request.uri(),
-            "https://sts.eu-west-1.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15"
-        );
-        let v = decode(&token);
-        for header in v["headers"].as_array().unwrap() {
-            let key = header["key"].as_str().unwrap();
-            if key != "host" {
-                assert_eq!(request.headers()[key], header["value"].as_str().unwrap());
-            }
-        }
-        assert!(!format!("{request:?}").contains("canary"));
-        assert!(as_request(&Secret::new("%7Bnot json")).is_err());
     }
 }

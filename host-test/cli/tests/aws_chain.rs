@@ -348,3 +348,65 @@ fn the_emulator_refuses_a_missing_external_id_and_a_wrong_web_identity_token() {
     );
     assert!(!stdout.contains("canary") && !stderr.contains("canary"));
 }
+
+/// `host-test doctor` asks AWS who the assumed role's keys are (GetCallerIdentity, as the AWS
+/// CLI asks): moto checks the signature and names the role session, and the mapping is worked
+/// out for it. Google is the emulator here, which does not know moto's keys, so the checklist
+/// stops at the exchange, after the identity and the mapping passed.
+#[test]
+fn the_doctor_learns_the_caller_from_aws_itself() {
+    let moto = Moto::start();
+    let google = common::start_demo(wif_push_emulator::EmulatorConfig::demo(), "");
+    let dir = tempfile::tempdir().unwrap();
+    let (key, secret) = moto.key();
+    let role = format!(
+        "aws_role_arn = \"{}\"\naws_external_id = \"partner-a\"\naws_role_session_name = \"nightly\"\n",
+        moto.role("partner-delivery")
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_host-test"));
+    cmd.env_clear()
+        .env("AWS_ACCESS_KEY_ID", &key)
+        .env("AWS_SECRET_ACCESS_KEY", &secret)
+        .args([OsStr::new("--json"), "doctor".as_ref(), "--config".as_ref()])
+        .arg(dest(dir.path(), &role))
+        .arg("--connect-to")
+        .arg(format!(
+            "sts.us-east-1.amazonaws.com=127.0.0.1:{}",
+            moto.port()
+        ));
+    for route in google
+        .demo
+        .routes
+        .iter()
+        .filter(|r| r.host.ends_with("googleapis.com"))
+    {
+        cmd.arg("--connect-to")
+            .arg(format!("{}={}", route.host, route.target));
+    }
+    let output = cmd.output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(!stdout.contains(&secret) && !stderr.contains(&secret));
+    let checklist: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let checks = checklist["checks"].as_array().unwrap();
+    let line = |step: &str| checks.iter().find(|c| c["step"] == step).unwrap();
+    let identity = line("aws-identity");
+    assert_eq!(identity["passed"], true, "{identity}");
+    let saw = identity["saw"].as_str().unwrap();
+    assert!(
+        saw.contains(
+            "arn:aws:sts::123456789012:assumed-role/partner-delivery/nightly (account 123456789012)"
+        ),
+        "{saw}"
+    );
+    assert!(
+        line("mapping")["saw"]
+            .as_str()
+            .unwrap()
+            .contains("attribute.aws_role = partner-delivery")
+    );
+    let last = checks.last().unwrap();
+    assert_eq!(last["step"], "sts-exchange", "{stdout}");
+    assert_eq!(last["passed"], false);
+    assert_eq!(output.status.code(), Some(1));
+}

@@ -113,9 +113,9 @@ fn a_healthy_chain_passes_every_step_and_lands_the_handshake() {
             "aws-region",
             "aws-credentials",
             "clock",
-            "subject-token",
             "aws-identity",
             "mapping",
+            "subject-token",
             "sts-exchange",
             "impersonation",
             "handshake"
@@ -131,7 +131,7 @@ fn a_healthy_chain_passes_every_step_and_lands_the_handshake() {
         "{receipt}"
     );
     assert_eq!(run.objects, 1, "the handshake object is in the bucket");
-    let mapping = run.checklist["checks"][6]["saw"].as_str().unwrap();
+    let mapping = run.checklist["checks"][5]["saw"].as_str().unwrap();
     assert!(mapping.contains(PRINCIPAL_SET), "{mapping}");
     assert!(mapping.contains("attribute.aws_role = wif-push-sender"));
 }
