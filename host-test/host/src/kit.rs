@@ -368,7 +368,7 @@ resource "google_project_iam_audit_config" "storage_writes" {{
              the service account: `{principal_set}`\n\
              - The service account holds `roles/storage.objectCreator` on `gs://{bucket}` and \
              nothing else: it can create objects, never read, list or overwrite them.\n\n\
-             The sender checks the whole chain with `host-test verify --config DEST.toml`.\n",
+             The sender checks the whole chain, step by step, with `host-test doctor --config DEST.toml`.\n",
             number = i.project_number,
             pool = i.pool_id,
             provider = i.provider_id,
