@@ -201,7 +201,8 @@ pub fn aws_answers(data: &[u8]) {
 
 /// Google's answers: each through the STS, IAM Credentials and Cloud Storage parsers, then all
 /// of them in order as the answers to a whole delivery (token exchange, impersonation, upload),
-/// of a small object in one request and of a stream through a resumable session.
+/// of a small object in one request and of a stream through a resumable session, and to the
+/// doctor's checklist.
 pub fn google_answers(data: &[u8]) {
     let (_, answers) = answers(data);
     let name = "incoming/reports/2026-11-26.csv";
@@ -263,6 +264,18 @@ pub fn google_answers(data: &[u8]) {
             Ok(receipt) => assert_eq!(receipt.size, body.len() as u64),
             Err(e) => error(&e, data),
         }
+        io.check_log(data);
+        // The same answers to the doctor (clock, GetCallerIdentity, exchange, impersonation,
+        // handshake): every line of its checklist is one line, and no key shows.
+        let mut io = ScriptedIo::new(&env, answers.clone());
+        let report = wif_push::doctor::run(&mut io, &mut TokenSource::default(), Ok(&destination));
+        for check in &report.checks {
+            one_line("a checklist line", &check.saw, data);
+            one_line("a fix", check.fix.as_deref().unwrap_or_default(), data);
+        }
+        let json = serde_json::to_string(&report).expect("reports serialize");
+        assert!(!json.contains("wJalrXUtnFEMI/K7MDENG"), "{json}");
+        assert_eq!(report.passed, report.receipt.is_some());
         io.check_log(data);
     }
 }
@@ -744,7 +757,7 @@ impl Io for ScriptedIo {
     }
 }
 
-/// AWS's XML answers: AWS STS (AssumeRole, AssumeRoleWithWebIdentity) and S3 (a GetObject's
+/// AWS's XML answers: AWS STS (AssumeRole, AssumeRoleWithWebIdentity, GetCallerIdentity) and S3 (a GetObject's
 /// head, a ListObjectsV2 page, a refusal). The input is the body; its first byte picks the
 /// status. Accepted credentials are header-safe; every error is one line.
 pub fn aws_xml(data: &[u8]) {
@@ -768,6 +781,13 @@ pub fn aws_xml(data: &[u8]) {
             }
             Err(e) => error(&e, data),
         }
+    }
+    match aws::sts::parse_caller_identity(&response) {
+        Ok(who) => {
+            one_line("the ARN", &who.arn, data);
+            one_line("the account", &who.account, data);
+        }
+        Err(e) => error(&e, data),
     }
     if let Err(e) = s3::answer::list_page(body, "s3://b/p/") {
         error(&e, data);
