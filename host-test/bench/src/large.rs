@@ -52,6 +52,7 @@ pub(super) async fn run(bench: &Bench) -> Result<Vec<Row>> {
         let crc32c = file_crc32c(&path)?;
         let (mut ours, mut curl, mut python) = (Vec::new(), Vec::new(), Vec::new());
         let mut threaded = Vec::new();
+        let mut streamed = Vec::new();
         let mut deliveries = Vec::new();
         let (mut curl_error, mut python_error) = (None, None);
         for run in 0..bench.args.runs {
@@ -70,6 +71,10 @@ pub(super) async fn run(bench: &Bench) -> Result<Vec<Row>> {
             check_stored(&demo, &format!("bench/{name}"), size, &crc32c)?;
             ours.push(mib_per_s(size, d.seconds));
             deliveries.push(d);
+            let name = format!("wif-push-stream-{size}-{run}");
+            let d = wif_push(bench, &demo, &path, size, &name, Reading::FileStream).await?;
+            check_stored(&demo, &format!("bench/{name}"), size, &crc32c)?;
+            streamed.push(mib_per_s(size, d.seconds));
             let name = format!("wif-push-thread-{size}-{run}");
             let d = wif_push(bench, &demo, &path, size, &name, Reading::Thread).await?;
             check_stored(&demo, &format!("bench/{name}"), size, &crc32c)?;
@@ -85,10 +90,11 @@ pub(super) async fn run(bench: &Bench) -> Result<Vec<Row>> {
                 }
             }
             eprintln!(
-                "throughput {label} run {}: curl {:?} wif-push {:.0} (reader thread {:.0}) python {:?} MiB/s",
+                "throughput {label} run {}: curl {:?} wif-push {:.0} (file stream {:.0}, reader thread {:.0}) python {:?} MiB/s",
                 run + 1,
                 curl.last().map(|v| v.round()),
                 ours.last().copied().unwrap_or_default(),
+                streamed.last().copied().unwrap_or_default(),
                 threaded.last().copied().unwrap_or_default(),
                 python.last().map(|v| v.round()),
             );
@@ -200,8 +206,11 @@ pub(super) async fn run(bench: &Bench) -> Result<Vec<Row>> {
 /// How the host reads the file it hands the component.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Reading {
-    /// `tokio::fs::File`, as `host-test deliver` reads files.
+    /// `tokio::fs::File` through Wasmtime's `AsyncReadStream`, as `host-test deliver` read
+    /// files before [`FileStream`](wif_push_host::file_stream::FileStream).
     TokioFs,
+    /// `FileStream`, as `host-test deliver` reads files.
+    FileStream,
     /// [`FileReader`]: a thread of its own, 1 MiB blocks; the delivery on a runtime worker.
     Thread,
 }
@@ -229,6 +238,20 @@ async fn wif_push(
         Reading::TokioFs => {
             let file = tokio::fs::File::open(path).await?;
             session.deliver(&demo.destination, &object, file).await?
+        }
+        Reading::FileStream => {
+            // On a worker of the runtime, as host-test deliver's batch runner runs each one.
+            let destination = demo.destination.clone();
+            let path = path.to_owned();
+            let (receipt, returned) = tokio::spawn(async move {
+                let receipt = session
+                    .deliver_file(&destination, &object, &path, None)
+                    .await;
+                (receipt, session)
+            })
+            .await?;
+            session = returned;
+            receipt?
         }
         Reading::Thread => {
             // On a worker of the runtime (`host-test deliver` runs on the main thread), where

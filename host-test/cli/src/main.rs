@@ -125,6 +125,9 @@ enum Command {
         /// A wide-area link: what one connection may upload, in Mbit/s (default: no cap).
         #[arg(long, value_name = "MBIT", value_parser = clap::value_parser!(u64).range(1..))]
         wan_mbit: Option<u64>,
+        /// Keep no object: check each one's CRC32C and drop it (for measuring a sender).
+        #[arg(long)]
+        discard: bool,
     },
 }
 
@@ -262,12 +265,13 @@ async fn run(cli: &Cli) -> Result<()> {
             misconfig,
             wan_rtt_ms,
             wan_mbit,
+            discard,
         } => {
             let wan = wif_push_emulator::Wan {
                 round_trip: std::time::Duration::from_millis(*wan_rtt_ms),
                 bandwidth: wan_mbit.map(|mbit| mbit * 1_000_000 / 8),
             };
-            commands::emulate::run(*listen, misconfig, wan).await
+            commands::emulate::run(*listen, misconfig, wan, *discard).await
         }
         Command::Serve {
             config,

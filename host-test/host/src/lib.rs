@@ -22,6 +22,7 @@
 pub mod batch;
 pub mod dest;
 mod egress;
+pub mod file_stream;
 mod framing;
 pub mod kit;
 pub mod outbound;

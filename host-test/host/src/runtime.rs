@@ -3,6 +3,8 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use anyhow::{Context as _, Result, anyhow};
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -13,6 +15,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::file_stream::FileStream;
 use crate::outbound::Outbound;
 
 /// Where the sidecar's answer to one request goes.
@@ -226,6 +229,10 @@ impl Runtime {
     pub fn load(path: Option<&Path>) -> Result<Self> {
         let path = path.unwrap_or(Path::new(BUILT_COMPONENT));
         let mut config = Config::new();
+        // `perf` names the component's functions when it finds Wasmtime's map of them.
+        if std::env::var_os("WIF_PUSH_PERF_MAP").is_some_and(|v| !v.is_empty()) {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         if let Some(dir) = cache_dir() {
             let mut cache = CacheConfig::new();
             cache.with_directory(dir);
@@ -460,15 +467,38 @@ impl Session {
             .map_err(StepError)?)
     }
 
-    /// Streams `body` (a file, say) into the destination as `object`.
+    /// Streams `body` into the destination as `object`.
     pub async fn deliver(
         &mut self,
         destination: &Settings,
         object: &delivery::Object,
         body: impl tokio::io::AsyncRead + Send + 'static,
     ) -> Result<delivery::Receipt> {
-        let stream: wasmtime_wasi::p2::DynInputStream =
-            Box::new(wasmtime_wasi::p2::pipe::AsyncReadStream::new(body));
+        let stream = Box::new(wasmtime_wasi::p2::pipe::AsyncReadStream::new(body));
+        self.deliver_stream(destination, object, stream).await
+    }
+
+    /// Streams the file at `path` into the destination as `object` (see [`FileStream`]),
+    /// counting the bytes read in `read`.
+    pub async fn deliver_file(
+        &mut self,
+        destination: &Settings,
+        object: &delivery::Object,
+        path: &Path,
+        read: Option<Arc<AtomicU64>>,
+    ) -> Result<delivery::Receipt> {
+        let file = FileStream::open(path, read)
+            .map_err(|e| anyhow!("cannot open {}: {e}", path.display()))?;
+        self.deliver_stream(destination, object, Box::new(file))
+            .await
+    }
+
+    async fn deliver_stream(
+        &mut self,
+        destination: &Settings,
+        object: &delivery::Object,
+        stream: wasmtime_wasi::p2::DynInputStream,
+    ) -> Result<delivery::Receipt> {
         let body = self.store.data_mut().table.push(stream)?;
         Ok(self
             .library

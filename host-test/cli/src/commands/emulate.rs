@@ -7,8 +7,18 @@ use std::net::SocketAddr;
 use anyhow::Result;
 use wif_push_emulator::{AwsIdentity, Emulator, EmulatorConfig, Misconfig, Wan};
 
-pub async fn run(listen: SocketAddr, misconfig: &[Misconfig], wan: Wan) -> Result<()> {
+/// `discard`: objects are CRC32C-checked and dropped, as the benchmarks' emulator does, so that
+/// a sender can be measured or profiled against it.
+pub async fn run(
+    listen: SocketAddr,
+    misconfig: &[Misconfig],
+    wan: Wan,
+    discard: bool,
+) -> Result<()> {
     let mut config = EmulatorConfig::demo();
+    if discard {
+        config.storage = wif_push_emulator::Storage::Benchmark;
+    }
     config.wan = wan;
     config.provider_id = "aws-sender".into();
     config.misconfig = misconfig.to_vec();

@@ -770,14 +770,10 @@ async fn send(
                 .await
         }
         Body::File(path) => {
-            let file = tokio::fs::File::open(path)
+            let read = Some(shared.read.clone());
+            session
+                .deliver_file(&shared.settings, object, path, read)
                 .await
-                .with_context(|| format!("cannot open {}", path.display()))?;
-            let counted = Counted {
-                inner: file,
-                read: shared.read.clone(),
-            };
-            session.deliver(&shared.settings, object, counted).await
         }
     }
 }
@@ -835,24 +831,4 @@ fn completion_manifest(
         skipped,
     };
     serde_json::to_vec_pretty(&manifest).expect("plain structs serialize")
-}
-
-/// Reads a source, reporting how many bytes went through.
-struct Counted<R> {
-    inner: R,
-    read: Arc<AtomicU64>,
-}
-
-impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Counted<R> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
-        let read = buf.filled().len() - before;
-        self.read.fetch_add(read as u64, Ordering::Relaxed);
-        poll
-    }
 }
