@@ -164,12 +164,17 @@ struct NetArgs {
     /// a TLS-inspecting proxy's CA. HTTPS goes through `HTTPS_PROXY` unless `NO_PROXY` says.
     #[arg(long = "ca-bundle", value_name = "FILE")]
     ca_bundle: Option<PathBuf>,
+    /// Connect to ADDR:PORT for HOST[:PORT] instead of where DNS says, keeping HTTPS and the
+    /// certificate check for HOST (as curl's --resolve), e.g. a private endpoint's address.
+    #[arg(long = "resolve", value_name = "HOST[:PORT]=ADDR:PORT")]
+    resolve: Vec<wif_push_host::outbound::Resolve>,
 }
 
 impl NetArgs {
     fn outbound(&self) -> Result<Outbound> {
         let mut policy = Policy::new(&self.allow_host, self.connect_to.clone());
         policy.ca_bundle = self.ca_bundle.clone();
+        policy.resolve = self.resolve.clone();
         Outbound::new(policy)
     }
 }

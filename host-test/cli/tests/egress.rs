@@ -222,3 +222,58 @@ fn https_goes_through_the_proxy_and_trusts_the_given_ca() {
         "NO_PROXY=127.0.0.1 went through the proxy"
     );
 }
+
+/// `--resolve` sends Google's own host names, over HTTPS, to the emulator serving TLS: the
+/// certificate is checked for each name against the CA given, and without that CA the
+/// connection is refused as untrusted, in one line naming the certificate.
+#[test]
+fn resolve_keeps_https_and_checks_the_certificate_for_the_name() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let tls = wif_push_emulator::Tls::generate().unwrap();
+    let ca_pem = tls.ca_pem.clone();
+    let demo = runtime
+        .block_on(Demo::start(EmulatorConfig {
+            tls: Some(tls),
+            ..EmulatorConfig::demo()
+        }))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let dest = dir.path().join("dest.toml");
+    std::fs::write(&dest, common::dest_toml(&demo, "")).unwrap();
+    let verify = |with_ca: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_host-test"));
+        cmd.env_clear().arg("verify").arg("--config").arg(&dest);
+        for (name, value) in &demo.env.vars {
+            cmd.env(name, value);
+        }
+        for host in [
+            "sts.googleapis.com",
+            "iamcredentials.googleapis.com",
+            "storage.googleapis.com",
+        ] {
+            cmd.arg("--resolve")
+                .arg(format!("{host}:443={}", demo.emulator.addr()));
+        }
+        if with_ca {
+            cmd.arg("--ca-bundle").arg(&ca);
+        }
+        cmd.output().unwrap()
+    };
+    let output = verify(true);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let receipt: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(receipt["status"], "delivered");
+    assert_eq!(demo.emulator.objects().len(), 1);
+
+    let output = verify(false);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}

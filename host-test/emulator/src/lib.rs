@@ -138,6 +138,61 @@ pub struct EmulatorConfig {
     pub faults: FaultPlan,
     /// The link to Google: a round trip per connection and request, a bandwidth per connection.
     pub wan: Wan,
+    /// Serve HTTPS with this certificate (see [`Tls::generate`]) instead of plain HTTP.
+    pub tls: Option<Tls>,
+}
+
+/// A certificate for Google's host names (and 127.0.0.1), signed by a CA made for it.
+#[derive(Clone)]
+pub struct Tls {
+    /// The CA's certificate, PEM: what a client must trust.
+    pub ca_pem: String,
+    pub(crate) acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl fmt::Debug for Tls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tls").finish_non_exhaustive()
+    }
+}
+
+impl Tls {
+    /// A new CA, and a certificate it signs for `sts.googleapis.com`,
+    /// `iamcredentials.googleapis.com`, `storage.googleapis.com`, `localhost` and `127.0.0.1`.
+    pub fn generate() -> anyhow::Result<Tls> {
+        let ca_key = rcgen::KeyPair::generate()?;
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "wif-push emulator CA");
+        let ca = ca_params.self_signed(&ca_key)?;
+        let leaf_key = rcgen::KeyPair::generate()?;
+        let names = [
+            "sts.googleapis.com",
+            "iamcredentials.googleapis.com",
+            "storage.googleapis.com",
+            "localhost",
+            "127.0.0.1",
+        ];
+        let leaf = rcgen::CertificateParams::new(names.map(str::to_owned).to_vec())?
+            .signed_by(&leaf_key, &ca, &ca_key)?;
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![rustls::pki_types::CertificateDer::from(leaf.der().to_vec())],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+                leaf_key.serialize_der(),
+            )),
+        )?;
+        Ok(Tls {
+            ca_pem: ca.pem(),
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        })
+    }
 }
 
 /// Where the emulated bucket keeps its objects.
@@ -192,6 +247,7 @@ impl EmulatorConfig {
             storage: Storage::TempDir,
             faults: FaultPlan::default(),
             wan: Wan::default(),
+            tls: None,
         }
     }
 

@@ -38,15 +38,20 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<State>) {
                         let wan = state.config.wan;
                         // The connection's handshake costs a round trip.
                         wan.round_trip().await;
+                        let tls = state.config.tls.clone();
                         let service = service_fn(move |req| handle(state.clone(), req));
                         // A client that hangs up mid-request is its own problem, not the server's.
                         let http = http1::Builder::new();
-                        let _ = match wan.bandwidth {
-                            Some(rate) => {
+                        let _ = match (wan.bandwidth, tls) {
+                            (Some(rate), _) => {
                                 http.serve_connection(TokioIo::new(Paced::new(stream, rate)), service)
                                     .await
                             }
-                            None => http.serve_connection(TokioIo::new(stream), service).await,
+                            (None, Some(tls)) => match tls.acceptor.accept(stream).await {
+                                Ok(stream) => http.serve_connection(TokioIo::new(stream), service).await,
+                                Err(_) => return,
+                            },
+                            (None, None) => http.serve_connection(TokioIo::new(stream), service).await,
                         };
                     });
                 }

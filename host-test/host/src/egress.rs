@@ -25,6 +25,8 @@ use wasmtime_wasi_http::Error as HttpError;
 pub struct Egress {
     direct: HttpConnector,
     proxy: Option<Arc<Matcher>>,
+    /// `--resolve`: where to connect instead of where DNS says.
+    resolve: Arc<Vec<crate::outbound::Resolve>>,
 }
 
 impl Egress {
@@ -42,7 +44,35 @@ impl Egress {
             }
             Arc::new(builder.build())
         });
-        Egress { direct, proxy }
+        Egress {
+            direct,
+            proxy,
+            resolve: Arc::default(),
+        }
+    }
+
+    /// Connections to these hosts go to their addresses instead (TLS above is unchanged).
+    pub fn resolving(mut self, resolve: Vec<crate::outbound::Resolve>) -> Self {
+        self.resolve = Arc::new(resolve);
+        self
+    }
+
+    /// The URI to connect to for `uri`: its `--resolve` address, or itself.
+    fn resolved(&self, uri: Uri) -> Uri {
+        let https = uri.scheme_str() == Some("https");
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let target = uri
+            .host()
+            .and_then(|host| crate::outbound::Resolve::target_for(&self.resolve, host, port));
+        match target {
+            Some(target) => Uri::builder()
+                .scheme(uri.scheme_str().unwrap_or("http"))
+                .authority(target.to_string())
+                .path_and_query("/")
+                .build()
+                .unwrap_or(uri),
+            None => uri,
+        }
     }
 
     /// The proxy an HTTPS request to `uri` goes through, if any.
@@ -79,7 +109,7 @@ impl Service<Uri> for Egress {
         match self.tunnel_for(&uri) {
             Some(mut tunnel) => Box::pin(async move { tunnel.call(uri).await.map_err(Into::into) }),
             None => {
-                let connecting = self.direct.call(uri);
+                let connecting = self.direct.call(self.resolved(uri));
                 Box::pin(async move { connecting.await.map_err(Into::into) })
             }
         }

@@ -97,6 +97,51 @@ impl FromStr for Route {
     }
 }
 
+/// `HOST[:PORT]=ADDR:PORT`, as curl's `--resolve`: connections to HOST (on PORT, or any port)
+/// go to ADDR:PORT instead of where DNS says, with the same scheme, and TLS still checks the
+/// certificate for HOST (e.g. a Private Service Connect address for storage.googleapis.com).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolve {
+    pub host: String,
+    pub port: Option<u16>,
+    pub target: SocketAddr,
+}
+
+impl Resolve {
+    /// Where a connection to `host`:`port` goes instead, if anywhere.
+    pub fn target_for<'a>(list: &'a [Resolve], host: &str, port: u16) -> Option<&'a SocketAddr> {
+        list.iter()
+            .find(|r| r.host.eq_ignore_ascii_case(host) && r.port.is_none_or(|p| p == port))
+            .map(|r| &r.target)
+    }
+}
+
+impl FromStr for Resolve {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let usage = || {
+            format!(
+                "--resolve {s:?}: expected HOST[:PORT]=ADDR:PORT, e.g. storage.googleapis.com:443=10.0.0.5:443"
+            )
+        };
+        let (from, to) = s.split_once('=').ok_or_else(usage)?;
+        let (host, port) = match from.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port.parse::<u16>().map_err(|_| usage())?)),
+            None => (from, None),
+        };
+        if host.is_empty() || host.contains(['/', '[', ']', ':']) {
+            return Err(usage());
+        }
+        let target: SocketAddr = to.parse().map_err(|_| usage())?;
+        Ok(Resolve {
+            host: host.to_ascii_lowercase(),
+            port,
+            target,
+        })
+    }
+}
+
 /// Why a request was refused. The message names the host and the flag that would allow it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Denied {
@@ -172,6 +217,8 @@ pub struct Policy {
     /// PEM certificates TLS trusts instead of the system's (`--ca-bundle`; else
     /// `SSL_CERT_FILE`), for TLS-inspecting proxies.
     pub ca_bundle: Option<std::path::PathBuf>,
+    /// Addresses to connect to instead of DNS's (`--resolve`), the scheme and TLS unchanged.
+    pub resolve: Vec<Resolve>,
 }
 
 impl Default for Policy {
@@ -182,6 +229,7 @@ impl Default for Policy {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             first_byte_timeout: DEFAULT_FIRST_BYTE_TIMEOUT,
             ca_bundle: None,
+            resolve: Vec::new(),
         }
     }
 }
@@ -276,7 +324,8 @@ impl Outbound {
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-        let egress = Egress::new(http, &|name| std::env::var(name).ok());
+        let egress =
+            Egress::new(http, &|name| std::env::var(name).ok()).resolving(policy.resolve.clone());
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
