@@ -58,7 +58,7 @@ pub(super) async fn run(bench: &Bench) -> Result<Vec<Row>> {
         for run in 0..bench.args.runs {
             if bench.peers.curl.is_some() && curl_error.is_none() {
                 let name = format!("curl-{size}-{run}");
-                match curl_upload(bench, &demo, &path, &name).await {
+                match curl_upload(bench, &demo, &Sink::plain(&demo), &path, &name).await {
                     Ok(seconds) => {
                         check_stored(&demo, &name, size, &crc32c)?;
                         curl.push(mib_per_s(size, seconds));
@@ -81,7 +81,7 @@ pub(super) async fn run(bench: &Bench) -> Result<Vec<Row>> {
             threaded.push(mib_per_s(size, d.seconds));
             if bench.peers.python.is_some() && python_error.is_none() {
                 let name = format!("python-{size}-{run}");
-                match python_upload(bench, &demo, &path, &name).await {
+                match python_upload(bench, &demo, &Sink::plain(&demo), &path, &name).await {
                     Ok(seconds) => {
                         check_stored(&demo, &name, size, &crc32c)?;
                         python.push(mib_per_s(size, seconds));
@@ -279,21 +279,52 @@ async fn wif_push(
     })
 }
 
-fn media_url(demo: &Demo, name: &str) -> String {
-    format!(
-        "http://{}/upload/storage/v1/b/{}/o?uploadType=media&name={name}&ifGenerationMatch=0",
-        demo.emulator.addr(),
-        demo.emulator.config().bucket
-    )
+/// Where `curl -T` uploads `name` to, and the options that reach it.
+pub(super) struct Sink<'a> {
+    /// `http://ADDR` or `https://storage.googleapis.com`.
+    pub base: String,
+    /// E.g. `--cacert CA --resolve storage.googleapis.com:443:ADDR`.
+    pub curl_args: Vec<String>,
+    /// The Python client's endpoint, and the CA bundle it must trust.
+    pub python_endpoint: String,
+    pub python_ca: Option<&'a Path>,
+}
+
+impl Sink<'_> {
+    /// The emulator over plain HTTP.
+    pub(super) fn plain(demo: &Demo) -> Sink<'static> {
+        let base = format!("http://{}", demo.emulator.addr());
+        Sink {
+            python_endpoint: base.clone(),
+            base,
+            curl_args: Vec::new(),
+            python_ca: None,
+        }
+    }
+
+    fn media_url(&self, demo: &Demo, name: &str) -> String {
+        format!(
+            "{}/upload/storage/v1/b/{}/o?uploadType=media&name={name}&ifGenerationMatch=0",
+            self.base,
+            demo.emulator.config().bucket
+        )
+    }
 }
 
 /// `curl -T`: the file streamed in one `uploadType=media` request. Returns curl's own transfer
 /// time (its process start-up is not counted).
-async fn curl_upload(bench: &Bench, demo: &Demo, path: &Path, name: &str) -> Result<f64> {
+pub(super) async fn curl_upload(
+    bench: &Bench,
+    demo: &Demo,
+    sink: &Sink<'_>,
+    path: &Path,
+    name: &str,
+) -> Result<f64> {
     let curl = bench.peers.curl.as_ref().expect("curl is installed");
     let token = demo.emulator.issue_access_token_for_tests();
     let output = Command::new(curl)
         .args(["-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total}"])
+        .args(&sink.curl_args)
         .args(["-X", "POST", "-T"])
         .arg(path)
         .args(["-H", &format!("Authorization: Bearer {token}")])
@@ -303,7 +334,7 @@ async fn curl_upload(bench: &Bench, demo: &Demo, path: &Path, name: &str) -> Res
             "-H",
             "Expect:",
         ])
-        .arg(media_url(demo, name))
+        .arg(sink.media_url(demo, name))
         .stdin(Stdio::null())
         .output()
         .await
@@ -323,21 +354,32 @@ async fn curl_upload(bench: &Bench, demo: &Demo, path: &Path, name: &str) -> Res
         .context("curl's time_total")
 }
 
-async fn python_upload(bench: &Bench, demo: &Demo, path: &Path, name: &str) -> Result<f64> {
+pub(super) async fn python_upload(
+    bench: &Bench,
+    demo: &Demo,
+    sink: &Sink<'_>,
+    path: &Path,
+    name: &str,
+) -> Result<f64> {
     let token = demo.emulator.issue_access_token_for_tests();
-    let endpoint = format!("http://{}", demo.emulator.addr());
+    let env: Vec<(&str, &Path)> = sink
+        .python_ca
+        .map(|ca| ("REQUESTS_CA_BUNDLE", ca))
+        .into_iter()
+        .collect();
     let answer = bench
         .peers
-        .python(
+        .python_with(
             bench.dir.path(),
             &[
                 "large",
-                &endpoint,
+                &sink.python_endpoint,
                 &token,
                 &demo.emulator.config().bucket,
                 name,
                 &path.to_string_lossy(),
             ],
+            &env,
         )
         .await?;
     answer["seconds"]
@@ -402,7 +444,7 @@ async fn gcloud(bench: &Bench, demo: &Demo, path: &Path) -> Row {
     }
 }
 
-fn check_stored(demo: &Demo, name: &str, size: u64, crc32c: &str) -> Result<()> {
+pub(super) fn check_stored(demo: &Demo, name: &str, size: u64, crc32c: &str) -> Result<()> {
     let stored = demo
         .emulator
         .object(name)
@@ -416,7 +458,7 @@ fn check_stored(demo: &Demo, name: &str, size: u64, crc32c: &str) -> Result<()> 
     Ok(())
 }
 
-fn file_crc32c(path: &Path) -> Result<String> {
+pub(super) fn file_crc32c(path: &Path) -> Result<String> {
     use base64::Engine as _;
     use std::io::Read as _;
     let mut file = std::fs::File::open(path)?;

@@ -18,6 +18,7 @@ mod peers;
 pub mod reader;
 mod sigv4;
 mod small;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -301,6 +302,7 @@ pub async fn run(component: Option<&Path>, args: BenchArgs) -> Result<()> {
     let mut rows = Vec::new();
     if bench.wants(Part::Throughput) {
         rows.extend(large::run(&bench).await?);
+        rows.extend(tls::run(&bench).await?);
     }
     if bench.wants(Part::Small) {
         rows.extend(small::run(&bench).await?);

@@ -74,6 +74,16 @@ impl Peers {
 
     /// Runs the peer script with `args`; its one JSON line.
     pub async fn python(&self, dir: &Path, args: &[&str]) -> Result<serde_json::Value> {
+        self.python_with(dir, args, &[]).await
+    }
+
+    /// [`Peers::python`] with `env` added to its environment.
+    pub async fn python_with(
+        &self,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Result<serde_json::Value> {
         let Some(python) = &self.python else {
             bail!("no Python with google-cloud-storage");
         };
@@ -84,6 +94,7 @@ impl Peers {
         let output = Command::new(python)
             .arg(&script)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
             .await

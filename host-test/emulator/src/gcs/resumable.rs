@@ -95,15 +95,17 @@ pub(super) async fn start(
     let id = Alphanumeric.sample_string(&mut rand::rng(), 64);
     let host = header_str(&parts.headers, HOST.as_str()).unwrap_or("storage.googleapis.com");
     // Google answers on https; an emulator reached directly on a loopback address answers on
-    // the plain http it was reached by (a host routing Google's name here expects https).
+    // the scheme it was reached by (a host routing Google's name here expects https).
     let loopback = match host.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => host.rsplit_once(':').map_or(host, |(name, _)| name),
     };
-    let scheme = if loopback == "localhost"
-        || loopback
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    let plain = state.config.tls.is_none();
+    let scheme = if plain
+        && (loopback == "localhost"
+            || loopback
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()))
     {
         "http"
     } else {
