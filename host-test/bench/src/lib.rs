@@ -15,7 +15,6 @@ mod cold;
 pub mod demo;
 mod large;
 mod peers;
-pub mod reader;
 mod sigv4;
 mod small;
 mod tls;
