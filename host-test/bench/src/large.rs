@@ -35,7 +35,15 @@ pub(super) async fn run(bench: &Bench) -> Result<Vec<Row>> {
     let small = 100 * MIB;
     let path = bench.dir.path().join("object-100MiB");
     write_file(&path, small)?;
-    let delivered = wif_push(bench, &demo, &path, small, "mem-100MiB", Reading::FileStream).await?;
+    let delivered = wif_push(
+        bench,
+        &demo,
+        &path,
+        small,
+        "mem-100MiB",
+        Reading::FileStream,
+    )
+    .await?;
     guest_peaks.push((small, delivered.guest_peak));
     std::fs::remove_file(&path)?;
 
