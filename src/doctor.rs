@@ -573,12 +573,9 @@ mod tests {
         .unwrap()
     }
 
-    /// A healthy chain up to the upload, which the bucket refuses (403).
-    fn google(io: &mut FakeIo, caller: &'static str) {
-        io.set_env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-            .set_env("AWS_SECRET_ACCESS_KEY", "canary-secret-key")
-            .set_env("AWS_SESSION_TOKEN", "canary-session-token");
-        let date = http_date(io.now);
+    /// Google STS answers the clock's request with `Date: at`.
+    fn google_date(io: &mut FakeIo, at: OffsetDateTime) {
+        let date = http_date(at);
         io.on("GET https://sts.googleapis.com/v1/token", move |_| {
             Ok(http::Response::builder()
                 .status(404)
@@ -586,6 +583,15 @@ mod tests {
                 .body(Vec::new())
                 .unwrap())
         });
+    }
+
+    /// A healthy chain up to the upload, which the bucket refuses (403).
+    fn google(io: &mut FakeIo, caller: &'static str) {
+        io.set_env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .set_env("AWS_SECRET_ACCESS_KEY", "canary-secret-key")
+            .set_env("AWS_SESSION_TOKEN", "canary-session-token");
+        let now = io.now;
+        google_date(io, now);
         io.on("POST https://sts.us-east-1.amazonaws.com", move |req| {
             assert_eq!(req.body(), b"Action=GetCallerIdentity&Version=2011-06-15");
             respond(
@@ -729,14 +735,8 @@ mod tests {
     fn a_clock_an_hour_off_stops_before_anything_is_signed() {
         let mut io = FakeIo::new();
         google(&mut io, ROLE_SESSION);
-        let date = http_date(io.now - time::Duration::hours(1));
-        io.on("GET https://sts.googleapis.com/v1/token", move |_| {
-            Ok(http::Response::builder()
-                .status(404)
-                .header("date", date.as_str())
-                .body(Vec::new())
-                .unwrap())
-        });
+        let hour_behind = io.now - time::Duration::hours(1);
+        google_date(&mut io, hour_behind);
         let report = run_with(&mut io);
         let check = last(&report);
         assert_eq!((check.step, check.passed), ("clock", false));

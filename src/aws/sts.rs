@@ -237,17 +237,7 @@ pub fn parse(response: &Response, call: Call, role: &RoleRequest) -> Result<AwsC
     let doc = roxmltree::Document::parse(text).ok();
     let field = |name: &str| doc.as_ref().and_then(|d| element_text(d, name));
     if status != 200 {
-        let code = field("Code").unwrap_or_default();
-        let message = field("Message").unwrap_or_default();
-        let said = if code.is_empty() {
-            excerpt(response.body(), 200)
-        } else {
-            format!(
-                "{}: {}",
-                excerpt(code.as_bytes(), 80),
-                excerpt(message.as_bytes(), 300)
-            )
-        };
+        let (code, said) = refusal(response, &field);
         let error = Error::answered(
             Step::AwsCredentials,
             status,
@@ -343,17 +333,8 @@ pub fn parse_caller_identity(response: &Response) -> Result<CallerIdentity, Erro
             arn: excerpt(arn.as_bytes(), 2048),
         });
     }
-    let code = field("Code").unwrap_or_default();
+    let (code, said) = refusal(response, &field);
     let message = field("Message").unwrap_or_default();
-    let said = if code.is_empty() {
-        excerpt(response.body(), 200)
-    } else {
-        format!(
-            "{}: {}",
-            excerpt(code.as_bytes(), 80),
-            excerpt(message.as_bytes(), 300)
-        )
-    };
     let error = Error::answered(
         Step::AwsIdentity,
         status,
@@ -379,6 +360,22 @@ pub fn parse_caller_identity(response: &Response) -> Result<CallerIdentity, Erro
         _ => return Err(error),
     };
     Err(error.with_fix(fix))
+}
+
+/// An STS refusal's error code, and what AWS said, quoted on one line.
+fn refusal<'a>(response: &Response, field: &impl Fn(&str) -> Option<&'a str>) -> (&'a str, String) {
+    let code = field("Code").unwrap_or_default();
+    let message = field("Message").unwrap_or_default();
+    let said = if code.is_empty() {
+        excerpt(response.body(), 200)
+    } else {
+        format!(
+            "{}: {}",
+            excerpt(code.as_bytes(), 80),
+            excerpt(message.as_bytes(), 300)
+        )
+    };
+    (code, said)
 }
 
 /// The text of the first element named `name`, wherever it is (STS wraps its answers in a
