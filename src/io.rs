@@ -61,6 +61,15 @@ pub trait Io {
         None
     }
 
+    /// A value from the store the host shares among instances (`wasi:keyvalue`), where it
+    /// offers one and the settings name it.
+    fn shared_get(&mut self, _key: &str) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Keeps `value` in the shared store (nothing where there is none); a failure is logged.
+    fn shared_set(&mut self, _key: &str, _value: &[u8]) {}
+
     fn now(&self) -> OffsetDateTime;
     fn sleep(&mut self, duration: Duration);
     fn env(&self, name: &str) -> Option<String>;

@@ -24,6 +24,8 @@ pub struct FakeIo {
     pub requests: Vec<Request>,
     /// The timeout each request was sent with.
     pub timeouts: Vec<Duration>,
+    /// The store instances share (`wasi:keyvalue`), when the host offers one.
+    pub shared: Option<HashMap<String, Vec<u8>>>,
     handlers: Vec<(String, Handler)>,
 }
 
@@ -38,6 +40,7 @@ impl FakeIo {
             sent: Vec::new(),
             requests: Vec::new(),
             timeouts: Vec::new(),
+            shared: None,
             handlers: Vec::new(),
         }
     }
@@ -223,6 +226,16 @@ impl Io for FakeIo {
         };
         self.requests.push(request);
         result
+    }
+
+    fn shared_get(&mut self, key: &str) -> Option<Vec<u8>> {
+        self.shared.as_ref()?.get(key).cloned()
+    }
+
+    fn shared_set(&mut self, key: &str, value: &[u8]) {
+        if let Some(shared) = &mut self.shared {
+            shared.insert(key.to_owned(), value.to_vec());
+        }
     }
 
     fn now(&self) -> OffsetDateTime {

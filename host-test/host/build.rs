@@ -1,6 +1,7 @@
 //! Builds the wif-push component for `wasm32-wasip2` with the project's own cargo, into a target
 //! directory of its own (so this nested cargo never waits on the outer one's lock), and tells
-//! the host where it is. Nothing is built by hand.
+//! the host where it is: the sidecar, and the sidecar with a token store. Nothing is built by
+//! hand.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -16,9 +17,15 @@ fn main() {
     }
     println!("cargo:rerun-if-env-changed=WIF_PUSH_COMPONENT");
 
-    // A prebuilt component may be supplied instead (e.g. by a packager).
-    if let Ok(path) = env::var("WIF_PUSH_COMPONENT") {
+    println!("cargo:rerun-if-env-changed=WIF_PUSH_KEYVALUE_COMPONENT");
+
+    // Prebuilt components may be supplied instead (e.g. by a packager).
+    if let (Ok(path), Ok(keyvalue)) = (
+        env::var("WIF_PUSH_COMPONENT"),
+        env::var("WIF_PUSH_KEYVALUE_COMPONENT"),
+    ) {
         println!("cargo:rustc-env=WIF_PUSH_COMPONENT={path}");
+        println!("cargo:rustc-env=WIF_PUSH_KEYVALUE_COMPONENT={keyvalue}");
         return;
     }
 
@@ -27,9 +34,29 @@ fn main() {
         .unwrap_or_else(|| root.join("target"))
         .join("component");
     ensure_wasm_target();
+    // The sidecar with a token store (wasi:keyvalue), and the sidecar as `wasmtime serve` runs
+    // it. Cargo keeps both feature sets' builds apart in one target directory; both outputs land
+    // at the same path, so each is copied aside, and the plain one, built last, stays there.
+    for (variable, features, name) in [
+        (
+            "WIF_PUSH_KEYVALUE_COMPONENT",
+            Some("wasi-keyvalue"),
+            "wif_push-keyvalue.wasm",
+        ),
+        ("WIF_PUSH_COMPONENT", None, "wif_push-sidecar.wasm"),
+    ] {
+        let wasm = build(&root, &target_dir, features);
+        let kept = wasm.with_file_name(name);
+        std::fs::copy(&wasm, &kept).expect("copy the built component aside");
+        println!("cargo:rustc-env={variable}={}", kept.display());
+    }
+}
+
+/// Builds the component with `features` and returns where cargo put it.
+fn build(root: &Path, target_dir: &Path, features: Option<&str>) -> PathBuf {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(&root)
+    cmd.current_dir(root)
         .args([
             "build",
             "--profile",
@@ -41,7 +68,10 @@ fn main() {
             TARGET,
         ])
         .arg("--target-dir")
-        .arg(&target_dir);
+        .arg(target_dir);
+    if let Some(features) = features {
+        cmd.args(["--features", features]);
+    }
     // The outer build's flags are for the host, not for wasm.
     for var in [
         "RUSTFLAGS",
@@ -65,7 +95,7 @@ fn main() {
         "the component build did not produce {}",
         wasm.display()
     );
-    println!("cargo:rustc-env=WIF_PUSH_COMPONENT={}", wasm.display());
+    wasm
 }
 
 /// The repository's root, where the component's package is: the nearest directory above this

@@ -126,6 +126,61 @@ impl Io for WasiIo {
     fn log(&mut self, message: &str) {
         eprintln!("wif-push: {message}");
     }
+
+    #[cfg(any(feature = "wasi-keyvalue", feature = "spin"))]
+    fn shared_get(&mut self, key: &str) -> Option<Vec<u8>> {
+        token_store::with(|bucket| bucket.get(key).ok().flatten()).flatten()
+    }
+
+    #[cfg(any(feature = "wasi-keyvalue", feature = "spin"))]
+    fn shared_set(&mut self, key: &str, value: &[u8]) {
+        if let Some(Err(e)) = token_store::with(|bucket| bucket.set(key, value)) {
+            self.log(&format!(
+                "the token store refused an access token ({}): the next instance exchanges again",
+                token_store::describe(&e)
+            ));
+        }
+    }
+}
+
+/// The `wasi:keyvalue` bucket `WIF_PUSH_TOKEN_STORE` names, opened once per instance; none
+/// when the setting is absent or the store cannot be opened (said once, on stderr).
+#[cfg(any(feature = "wasi-keyvalue", feature = "spin"))]
+mod token_store {
+    use std::cell::OnceCell;
+
+    use super::super::keyvalue_store::{self as store, Bucket, Error};
+
+    thread_local! {
+        static BUCKET: OnceCell<Option<Bucket>> = const { OnceCell::new() };
+    }
+
+    pub fn with<T>(f: impl FnOnce(&Bucket) -> T) -> Option<T> {
+        BUCKET.with(|cell| cell.get_or_init(open).as_ref().map(f))
+    }
+
+    fn open() -> Option<Bucket> {
+        let name = super::setting(crate::config::environment::TOKEN_STORE)?;
+        store::open(&name)
+            .inspect_err(|e| {
+                eprintln!(
+                    "wif-push: the token store {:?} ({}) could not be opened ({}): each instance \
+                     exchanges for its own tokens",
+                    name,
+                    crate::config::environment::TOKEN_STORE,
+                    describe(e)
+                );
+            })
+            .ok()
+    }
+
+    pub fn describe(e: &Error) -> String {
+        match e {
+            Error::NoSuchStore => "no such store".into(),
+            Error::AccessDenied => "access denied".into(),
+            Error::Other(other) => crate::error::excerpt(other.as_bytes(), 200),
+        }
+    }
 }
 
 /// A setting or AWS variable: from `wasi:cli/environment`, else (where the host offers it)

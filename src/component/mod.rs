@@ -16,9 +16,10 @@ use crate::secret::Secret;
 use crate::sigv4;
 use crate::wif::token::TokenSource;
 
-// One component serves both the library and the sidecar worlds; the `wasi-config` feature adds
-// the `wasi:config` import for hosts that offer it (Spin). WASI types are the `wasip2` crate's,
-// so a stream or request from an export is the same type the I/O code uses.
+// One component serves both the library and the sidecar worlds. The `wasi-config` feature adds
+// the `wasi:config` import for hosts that offer it, `wasi-keyvalue` a token store (Wasmtime's
+// `wasi:keyvalue`), `spin` both in Spin's versions. WASI types are the `wasip2` crate's, so a
+// stream or request from an export is the same type the I/O code uses.
 macro_rules! bindings {
     ($world:literal $(, $extra:tt)*) => {
         wit_bindgen::generate!({
@@ -37,10 +38,28 @@ macro_rules! bindings {
     };
 }
 
-#[cfg(not(feature = "wasi-config"))]
+#[cfg(all(feature = "wasi-keyvalue", feature = "spin"))]
+compile_error!(
+    "the features wasi-keyvalue and spin pick two versions of wasi:keyvalue: choose one"
+);
+#[cfg(not(any(feature = "wasi-config", feature = "wasi-keyvalue")))]
 bindings!("sidecar");
-#[cfg(feature = "wasi-config")]
+#[cfg(all(feature = "wasi-config", not(feature = "spin")))]
 bindings!("sidecar-config", "wasi:config/store@0.2.0-draft-2024-09-27");
+#[cfg(feature = "wasi-keyvalue")]
+bindings!("sidecar-keyvalue", "wasi:keyvalue/store@0.2.0-draft");
+#[cfg(feature = "spin")]
+bindings!(
+    "sidecar-spin",
+    "wasi:config/store@0.2.0-draft-2024-09-27",
+    "wasi:keyvalue/store@0.2.0-draft2"
+);
+
+// With both versions of wasi:keyvalue in `wit/`, wit-bindgen names each module by its version.
+#[cfg(feature = "wasi-keyvalue")]
+use wasi::keyvalue0_2_0_draft::store as keyvalue_store;
+#[cfg(feature = "spin")]
+use wasi::keyvalue0_2_0_draft2::store as keyvalue_store;
 
 use exports::wif::push::delivery;
 use exports::wif::push::sigv4 as wit;

@@ -15,6 +15,11 @@ use super::{ConfigError, Settings};
 
 /// The environment variable that lists several destinations (`partner-a,partner-b`).
 pub const DESTINATIONS_VARIABLE: &str = "WIF_PUSH_DESTINATIONS";
+
+/// The `wasi:keyvalue` store a sidecar built with a token store keeps its access tokens in, so
+/// that instances share them (`default` in Spin; empty for Wasmtime's in-memory store). Unset:
+/// each instance keeps its own.
+pub const TOKEN_STORE: &str = "WIF_PUSH_TOKEN_STORE";
 /// The id of the one destination when [`DESTINATIONS_VARIABLE`] is unset.
 pub const DEFAULT_ID: &str = "default";
 

@@ -62,6 +62,40 @@ fn cache_key(destination: &Destination) -> String {
     )
 }
 
+/// The store's key for a cache key: its SHA-256, so that nothing of the destination shows.
+fn store_key(key: &str) -> String {
+    use sha2::Digest as _;
+    format!(
+        "wif-push/access-token/{}",
+        hex::encode(sha2::Sha256::digest(key.as_bytes()))
+    )
+}
+
+/// A token another instance left in the shared store (`EXPIRY TOKEN`: Unix seconds, a space,
+/// the token) that is still good for a while.
+fn from_store(io: &mut dyn Io, key: &str, now: OffsetDateTime) -> Option<AccessToken> {
+    let bytes = io.shared_get(&store_key(key))?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    let (expiry, token) = text.split_once(' ')?;
+    let expires_at = OffsetDateTime::from_unix_timestamp(expiry.parse().ok()?).ok()?;
+    let token = Secret::new(token);
+    (token.is_header_safe() && expires_at - REFRESH_SLACK > now).then_some(AccessToken {
+        token,
+        expires_at,
+        from_cache: false,
+    })
+}
+
+/// Leaves a fresh token in the shared store for the instances after this one.
+fn to_store(io: &mut dyn Io, key: &str, token: &AccessToken) {
+    let entry = format!(
+        "{} {}",
+        token.expires_at.unix_timestamp(),
+        token.token.expose()
+    );
+    io.shared_set(&store_key(key), entry.as_bytes());
+}
+
 impl TokenSource {
     /// An access token for `destination`, from the cache when one is still good.
     pub fn access_token(
@@ -77,6 +111,13 @@ impl TokenSource {
             return Ok(AccessToken {
                 from_cache: true,
                 ..cached.clone()
+            });
+        }
+        if let Some(shared) = from_store(io, &key, now) {
+            self.tokens.insert(key, shared.clone());
+            return Ok(AccessToken {
+                from_cache: true,
+                ..shared
             });
         }
         if let Some((error, at)) = self.gave_up.get(&key)
@@ -97,6 +138,7 @@ impl TokenSource {
             }
         })?;
         self.gave_up.remove(&key);
+        to_store(io, &key, &token);
         self.tokens.insert(key, token.clone());
         Ok(token)
     }
@@ -575,5 +617,58 @@ mod tests {
             assert_eq!(region, "eu-west-1");
         }
         assert_eq!(io.count("GET http://169.254.169.254/"), 1, "{:?}", io.sent);
+    }
+
+    /// Instances that share a store (a host making one per request) exchange once per token:
+    /// the first leaves its token there, the next ones take it while it is good, and none is
+    /// taken once it nears expiry. What is stored is the token and its expiry, under a key
+    /// that shows nothing of the destination.
+    #[test]
+    fn instances_sharing_a_store_exchange_once() {
+        let mut io = FakeIo::new();
+        google(&mut io);
+        io.shared = Some(HashMap::new());
+        for i in 0..5 {
+            let mut fresh = TokenSource::default();
+            let token = fresh.access_token(&mut io, &destination()).unwrap();
+            assert_eq!(token.token.expose(), "canary-access");
+            assert_eq!(token.from_cache, i > 0, "instance {i}");
+        }
+        assert_eq!(io.count("POST https://sts.googleapis.com"), 1);
+        let shared = io.shared.clone().unwrap();
+        let (key, value) = shared.iter().next().unwrap();
+        assert!(key.starts_with("wif-push/access-token/"), "{key}");
+        assert!(!key.contains("iam.googleapis.com"), "{key}");
+        let expiry = time::macros::datetime!(2026-11-26 13:00 UTC).unix_timestamp();
+        assert_eq!(value, format!("{expiry} canary-access").as_bytes());
+
+        // Within five minutes of expiry, an instance exchanges again and stores the new token.
+        io.now += Duration::from_secs(3600 - 299);
+        TokenSource::default()
+            .access_token(&mut io, &destination())
+            .unwrap();
+        assert_eq!(io.count("POST https://sts.googleapis.com"), 2);
+
+        // Without a store, every instance exchanges.
+        io.shared = None;
+        TokenSource::default()
+            .access_token(&mut io, &destination())
+            .unwrap();
+        assert_eq!(io.count("POST https://sts.googleapis.com"), 3);
+    }
+
+    /// A store that holds something else under the key (a damaged or foreign entry) is ignored.
+    #[test]
+    fn a_damaged_stored_token_is_ignored() {
+        let mut io = FakeIo::new();
+        google(&mut io);
+        let key = store_key(&cache_key(&destination()));
+        for junk in [&b"no expiry"[..], b"4102444800 a\nb", b"4102444800 "] {
+            io.shared = Some(HashMap::from([(key.clone(), junk.to_vec())]));
+            let token = TokenSource::default()
+                .access_token(&mut io, &destination())
+                .unwrap();
+            assert!(!token.from_cache);
+        }
     }
 }

@@ -75,8 +75,12 @@ impl Demo {
     }
 
     pub async fn session(&self, runtime: &Runtime) -> Result<Session> {
-        let outbound = Outbound::new(Policy::new(&[], self.routes.clone()))?;
-        Session::new(runtime, &self.env, outbound).await
+        Session::new(runtime, &self.env, self.outbound()?).await
+    }
+
+    /// The outbound policy that reaches the emulator.
+    pub fn outbound(&self) -> Result<Outbound> {
+        Outbound::new(Policy::new(&[], self.routes.clone()))
     }
 }
 

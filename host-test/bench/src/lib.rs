@@ -13,6 +13,7 @@
 mod batch;
 mod cold;
 pub mod demo;
+mod fleet;
 mod large;
 mod peers;
 mod sigv4;
@@ -61,7 +62,7 @@ pub struct BenchArgs {
     /// `discard` (CRC32C, MD5 and SHA-256 computed, dropped: a far slower server).
     #[arg(long, value_enum, default_value = "benchmark")]
     pub store: Store,
-    /// Only these parts (repeatable): throughput, small, cold-start, sigv4, batch.
+    /// Only these parts (repeatable): throughput, small, fleet, cold-start, sigv4, batch.
     #[arg(long = "only", value_enum)]
     pub only: Vec<Part>,
     /// Batches: the round trip the emulator adds to each request and connection (ms).
@@ -94,6 +95,8 @@ pub enum Part {
     Small,
     ColdStart,
     Sigv4,
+    /// Token exchanges of fresh instances with and without the token store.
+    Fleet,
     /// Batches over the emulator's WAN profile (not run unless asked for: minutes).
     Batch,
 }
@@ -305,6 +308,9 @@ pub async fn run(component: Option<&Path>, args: BenchArgs) -> Result<()> {
     }
     if bench.wants(Part::Small) {
         rows.extend(small::run(&bench).await?);
+    }
+    if bench.wants(Part::Fleet) {
+        rows.extend(fleet::run(&bench).await?);
     }
     if bench.wants(Part::ColdStart) {
         rows.extend(cold::run(&bench, component_bytes).await?);

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use wif_push_bench::demo::Demo;
 use wif_push_emulator::{EmulatorConfig, Endpoint};
 use wif_push_host::dest::sidecar_env;
-use wif_push_host::runtime::BUILT_COMPONENT;
+use wif_push_host::runtime::{BUILT_COMPONENT, BUILT_KEYVALUE_COMPONENT};
 
 const WASMTIME_VERSION: &str = "48.0.8";
 
@@ -33,6 +33,8 @@ fn wasmtime() -> PathBuf {
 struct Serve {
     child: Child,
     addr: SocketAddr,
+    /// What it printed on stderr (the component's notes among it).
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Serve {
@@ -43,6 +45,10 @@ impl Drop for Serve {
 }
 
 fn serve(demo: &Demo, extra: &[&str]) -> Serve {
+    serve_component(demo, BUILT_COMPONENT, extra)
+}
+
+fn serve_component(demo: &Demo, component: &str, extra: &[&str]) -> Serve {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -66,7 +72,7 @@ fn serve(demo: &Demo, extra: &[&str]) -> Serve {
     for (name, value) in sidecar_env(&[("default".into(), destination)]) {
         cmd.arg("--env").arg(format!("{name}={value}"));
     }
-    cmd.arg(BUILT_COMPONENT);
+    cmd.arg(component);
     let mut child = cmd.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
@@ -80,10 +86,17 @@ fn serve(demo: &Demo, extra: &[&str]) -> Serve {
         }
     }
     // Keep draining its log so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let log: std::sync::Arc<std::sync::Mutex<Vec<String>>> = std::sync::Arc::default();
+    let kept = std::sync::Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            kept.lock().unwrap().push(line);
+        }
+    });
     Serve {
         child,
         addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        log,
     }
 }
 
@@ -138,4 +151,56 @@ async fn wasmtime_serve_delivers_and_reuses_instances_only_when_told() {
 
     let answer = put(reused.addr, "reused-0.txt", b"again").await;
     assert!(answer.starts_with("HTTP/1.1 412"), "{answer}");
+}
+
+/// Wasmtime's own wasi-keyvalue (`-S keyvalue`, the in-memory store named by the empty
+/// identifier) is not shared among instances: each bucket opened starts from the command
+/// line's data and keeps its writes to itself. Under `wasmtime serve`, fresh instances of the
+/// token-store build therefore still exchange once each; measured here, as the README says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasmtime_s_keyvalue_store_is_not_shared_among_instances() {
+    let demo = Demo::start(EmulatorConfig::demo()).await.unwrap();
+    let server = serve_component(
+        &demo,
+        BUILT_KEYVALUE_COMPONENT,
+        &["-S", "keyvalue", "--env", "WIF_PUSH_TOKEN_STORE="],
+    );
+    for i in 0..3 {
+        let answer = put(server.addr, &format!("kv-{i}.txt"), b"hello").await;
+        assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    }
+    assert_eq!(demo.emulator.count(Endpoint::Sts), 3);
+    // The store opened and took each token: it is the sharing that is missing.
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(!log.contains("token store"), "{log}");
+    drop(server);
+
+    // What every instance does see is the command line's data: a token preset there serves
+    // each request without an exchange, so the component reads the store it is given.
+    let c = demo.emulator.config();
+    let key = format!("{}|{}|3600", c.audience(), c.service_account);
+    let key = format!(
+        "wif-push/access-token/{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()))
+    );
+    let token = demo.emulator.issue_access_token_for_tests();
+    let expires = time::OffsetDateTime::now_utc().unix_timestamp() + 3000;
+    let preset = format!("{key}={expires} {token}");
+    let server = serve_component(
+        &demo,
+        BUILT_KEYVALUE_COMPONENT,
+        &[
+            "-S",
+            "keyvalue",
+            "-S",
+            &format!("keyvalue-in-memory-data={preset}"),
+            "--env",
+            "WIF_PUSH_TOKEN_STORE=",
+        ],
+    );
+    for i in 0..2 {
+        let answer = put(server.addr, &format!("preset-{i}.txt"), b"hello").await;
+        assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    }
+    assert_eq!(demo.emulator.count(Endpoint::Sts), 3, "no exchange");
 }

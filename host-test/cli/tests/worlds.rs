@@ -1,18 +1,22 @@
 //! The built components against the worlds their hosts offer, checked with wasm-tools' own
 //! library (`wit_component::targets`, what `wasm-tools component targets` runs): the sidecar
-//! build needs nothing beyond `wasi:http/proxy` and `wasi:cli`; the Spin build, built with the
-//! command in `spin.toml`, adds only `wasi:config/store` — and runs, configured through it.
+//! build needs nothing beyond `wasi:http/proxy` and `wasi:cli`; the token-store build adds only
+//! Wasmtime's `wasi:keyvalue/store`; the Spin build, built with the command in `spin.toml`, adds
+//! only `wasi:config/store` and Spin's `wasi:keyvalue/store` — and runs, configured through it.
+//! Fresh instances of either store build share one token through the store host-test offers.
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use wif_push_bench::demo::Demo;
 use wif_push_emulator::{EmulatorConfig, Endpoint};
 use wif_push_host::outbound::{Outbound, Policy};
-use wif_push_host::runtime::{BUILT_COMPONENT, GuestEnv, Runtime};
+use wif_push_host::runtime::{
+    BUILT_COMPONENT, BUILT_KEYVALUE_COMPONENT, GuestEnv, Runtime, Session,
+};
 use wif_push_host::serve::{ServeOptions, Server};
 use wit_parser::Resolve;
 
@@ -27,10 +31,18 @@ world wasmtime-serve {
   include wif:push/library@0.1.0;
 }
 
-/// Spin 3's platform, the part a WASI 0.2 component may use besides its Spin-specific APIs.
+/// `wasmtime serve -S cli -S keyvalue`: the same, and Wasmtime's wasi-keyvalue.
+world wasmtime-serve-keyvalue {
+  include wasmtime-serve;
+  import wasi:keyvalue/store@0.2.0-draft;
+}
+
+/// Spin 3's platform, the part a WASI 0.2 component may use besides its Spin-specific APIs
+/// (its `platform` world includes `wasi:keyvalue/imports@0.2.0-draft2`).
 world spin {
   include wasmtime-serve;
   import wasi:config/store@0.2.0-draft-2024-09-27;
+  import wasi:keyvalue/store@0.2.0-draft2;
 }
 "#;
 
@@ -75,11 +87,82 @@ fn the_sidecar_needs_only_what_wasmtime_serve_offers() {
 }
 
 #[test]
-fn the_spin_build_needs_wasi_config_and_nothing_else() {
+fn the_spin_build_needs_wasi_config_spin_s_keyvalue_and_nothing_else() {
     let wasm = std::fs::read(spin_build()).unwrap();
     check(&wasm, "spin").unwrap();
-    let err = check(&wasm, "wasmtime-serve").unwrap_err();
-    assert!(format!("{err:?}").contains("wasi:config/store"), "{err:?}");
+    for host in ["wasmtime-serve", "wasmtime-serve-keyvalue"] {
+        let err = format!("{:?}", check(&wasm, host).unwrap_err());
+        assert!(err.contains("wasi:"), "{err}");
+    }
+}
+
+#[test]
+fn the_token_store_build_needs_wasmtime_s_keyvalue_and_nothing_else() {
+    let wasm = std::fs::read(BUILT_KEYVALUE_COMPONENT).unwrap();
+    check(&wasm, "wasmtime-serve-keyvalue").unwrap();
+    let err = format!("{:?}", check(&wasm, "wasmtime-serve").unwrap_err());
+    assert!(err.contains("wasi:keyvalue/store"), "{err}");
+    // Spin offers another version of the interface.
+    assert!(check(&wasm, "spin").is_err());
+}
+
+/// Fresh instances of one runtime, as a host that makes one per request has them: with the
+/// token store named, the first exchanges and the others find its token in the store; without
+/// it, each exchanges. `name` names the store (or not) as the build reads its settings.
+async fn fleet(component: &Path, name: impl Fn(&mut GuestEnv, bool)) {
+    let demo = Demo::start(EmulatorConfig::demo()).await.unwrap();
+    let runtime = Runtime::load(Some(component)).unwrap();
+    let exchanges = || {
+        demo.emulator
+            .log()
+            .iter()
+            .filter(|e| e.endpoint == Endpoint::Sts)
+            .count()
+    };
+    for named in [true, false] {
+        let before = exchanges();
+        for i in 0..4 {
+            let outbound = Outbound::new(Policy::new(&[], demo.routes.clone())).unwrap();
+            let mut env = demo.env.clone();
+            name(&mut env, named);
+            let mut session = Session::new(&runtime, &env, outbound).await.unwrap();
+            let token = session.access_token(&demo.destination).await.unwrap();
+            assert_eq!(
+                token.from_cache,
+                named && i > 0,
+                "store named: {named}, {i}"
+            );
+        }
+        assert_eq!(
+            exchanges() - before,
+            if named { 1 } else { 4 },
+            "named: {named}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_instances_of_the_token_store_build_exchange_once() {
+    fleet(Path::new(BUILT_KEYVALUE_COMPONENT), |env, named| {
+        if named {
+            env.vars
+                .push(("WIF_PUSH_TOKEN_STORE".into(), "tokens".into()));
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_instances_of_the_spin_build_exchange_once_through_spin_s_store() {
+    let path = tokio::task::spawn_blocking(spin_build).await.unwrap();
+    fleet(path, |env, named| {
+        // As spin.toml passes it: a Spin variable, through wasi:config (empty: absent).
+        env.config.push((
+            "token_store".into(),
+            if named { "default" } else { "" }.into(),
+        ));
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,3 +29,4 @@ pub mod outbound;
 pub mod runtime;
 pub mod serve;
 pub mod sign;
+pub mod token_store;

@@ -27,10 +27,19 @@ pub type ResponseSender = tokio::sync::oneshot::Sender<
 >;
 
 // The widest world the component is built for: the library, the sidecar's incoming handler,
-// and the `wasi:config` import of the Spin build (offered here too, so that build runs).
+// the `wasi:config` import of the Spin build, and the token store in both of its versions
+// (Wasmtime's and Spin's), all offered here so that every build runs.
 wasmtime::component::bindgen!({
     path: "../../wit",
-    world: "sidecar-config",
+    inline: "
+        package wif-push-host:host;
+        world wif-push-host {
+            include wif:push/sidecar-config@0.1.0;
+            import wasi:keyvalue/store@0.2.0-draft;
+            import wasi:keyvalue/store@0.2.0-draft2;
+        }
+    ",
+    world: "wif-push-host:host/wif-push-host",
     exports: { default: async },
     with: {
         "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
@@ -143,6 +152,9 @@ use wasi::config::store as config_store;
 
 /// The component built by this package's build script.
 pub const BUILT_COMPONENT: &str = env!("WIF_PUSH_COMPONENT");
+/// The same, built with a token store (`wasi:keyvalue`, the `sidecar-keyvalue` world): fresh
+/// instances share their access tokens through the store host-test offers.
+pub const BUILT_KEYVALUE_COMPONENT: &str = env!("WIF_PUSH_KEYVALUE_COMPONENT");
 
 /// Everything one store (one instance of the component) owns.
 pub struct HostState {
@@ -152,6 +164,16 @@ pub struct HostState {
     outbound: Outbound,
     memory: MemoryWatch,
     config: Vec<(String, String)>,
+    /// The token store the instances of one [`Runtime`] share, and the buckets this
+    /// instance opened (a handle is an index here).
+    store: crate::token_store::Shared,
+    buckets: Vec<String>,
+}
+
+impl HostState {
+    fn bucket_name(&self, handle: u32) -> Option<String> {
+        self.buckets.get(handle as usize).cloned()
+    }
 }
 
 impl config_store::Host for HostState {
@@ -167,6 +189,9 @@ impl config_store::Host for HostState {
         Ok(self.config.clone())
     }
 }
+
+crate::token_store::host_impl!(wasi::keyvalue0_2_0_draft::store, Option<u64>);
+crate::token_store::host_impl!(wasi::keyvalue0_2_0_draft2::store, Option<String>);
 
 /// Watches the guest's linear memory: records its peak, and refuses growth past a limit.
 #[derive(Clone, Copy, Debug, Default)]
@@ -221,7 +246,10 @@ impl WasiHttpView for HostState {
 #[derive(Clone)]
 pub struct Runtime {
     engine: Engine,
-    pre: SidecarConfigPre<HostState>,
+    pre: WifPushHostPre<HostState>,
+    /// The `wasi:keyvalue` store its instances share (a component built with a token store
+    /// keeps its access tokens there).
+    store: crate::token_store::Shared,
 }
 
 impl Runtime {
@@ -248,13 +276,22 @@ impl Runtime {
             &mut linker,
             |state| state,
         )?;
+        wasi::keyvalue0_2_0_draft::store::add_to_linker::<
+            _,
+            wasmtime::component::HasSelf<HostState>,
+        >(&mut linker, |state| state)?;
+        wasi::keyvalue0_2_0_draft2::store::add_to_linker::<
+            _,
+            wasmtime::component::HasSelf<HostState>,
+        >(&mut linker, |state| state)?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow!("{e:#}"))
             .context("link the component: it imports something this host does not offer")?;
         Ok(Runtime {
             engine,
-            pre: SidecarConfigPre::new(pre)
+            store: crate::token_store::Shared::default(),
+            pre: WifPushHostPre::new(pre)
                 .context("the component does not export the wif:push sidecar world")?,
         })
     }
@@ -278,13 +315,15 @@ impl Runtime {
                 outbound,
                 memory: MemoryWatch::default(),
                 config: env.config.clone(),
+                store: self.store.clone(),
+                buckets: Vec::new(),
             },
         );
         store.limiter(|state| &mut state.memory);
         Ok(store)
     }
 
-    pub async fn instantiate(&self, store: &mut Store<HostState>) -> Result<SidecarConfig> {
+    pub async fn instantiate(&self, store: &mut Store<HostState>) -> Result<WifPushHost> {
         Ok(self.pre.instantiate_async(store).await?)
     }
 }
@@ -403,7 +442,7 @@ impl std::error::Error for Trapped {}
 /// cache serves every request after the first.
 pub struct Session {
     store: Store<HostState>,
-    library: SidecarConfig,
+    library: WifPushHost,
     broken: bool,
 }
 
