@@ -154,6 +154,23 @@ async fn fresh_instances_of_the_token_store_build_exchange_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_instances_of_the_spin_build_exchange_once_through_spin_s_store() {
+    // The manifest grants the store the token_store variable names, and passes the variable.
+    let manifest: toml::Value =
+        toml::from_str(&std::fs::read_to_string(common::repo_root().join("spin.toml")).unwrap())
+            .unwrap();
+    let store = manifest["variables"]["token_store"]["default"]
+        .as_str()
+        .unwrap();
+    let component = &manifest["component"]["wif-push"];
+    let granted = component["key_value_stores"].as_array().unwrap();
+    assert!(
+        granted.iter().any(|s| s.as_str() == Some(store)),
+        "{granted:?}"
+    );
+    assert_eq!(
+        component["variables"]["token_store"].as_str(),
+        Some("{{ token_store }}")
+    );
     let path = tokio::task::spawn_blocking(spin_build).await.unwrap();
     fleet(path, |env, named| {
         // As spin.toml passes it: a Spin variable, through wasi:config (empty: absent).
