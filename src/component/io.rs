@@ -353,16 +353,19 @@ fn exchange(
             .map_err(|()| protocol("the request body stream was already taken"))?;
         write_body(&stream)
     };
-    // On failure the body is dropped unfinished, which abandons the request.
-    written?;
+    if let Err(broken) = written {
+        // The body is dropped unfinished, which abandons the request. The host may know why
+        // the body could not be written (a certificate refused while the body was being
+        // written, say): its answer names that, where the broken stream cannot.
+        drop(outgoing_body);
+        return Err(match wait(&future) {
+            Ok(Err(code)) => error_code(code),
+            _ => broken,
+        });
+    }
     OutgoingBody::finish(outgoing_body, None).map_err(error_code)?;
 
-    let incoming = loop {
-        match future.get() {
-            Some(result) => break result,
-            None => future.subscribe().block(),
-        }
-    };
+    let incoming = wait(&future);
     let incoming = incoming
         .map_err(|()| protocol("the response was already taken"))?
         .map_err(error_code)?;
@@ -377,6 +380,18 @@ fn exchange(
         .body(())
         .map_err(|e| protocol(format!("the response was malformed: {e}")))?;
     Ok((head, incoming, body))
+}
+
+/// The host's answer to a request, once it has one.
+fn wait(
+    future: &wasip2::http::types::FutureIncomingResponse,
+) -> Result<Result<IncomingResponse, ErrorCode>, ()> {
+    loop {
+        match future.get() {
+            Some(result) => return result,
+            None => future.subscribe().block(),
+        }
+    }
 }
 
 /// Writes `bytes` in pieces the stream accepts, waiting when it is full, then flushes.
