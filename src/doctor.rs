@@ -27,8 +27,9 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// One line of the checklist.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Check {
-    /// `config`, `aws-region`, `aws-credentials`, `clock`, `subject-token`, `aws-identity`,
-    /// `mapping`, `sts-exchange`, `impersonation` or `handshake`.
+    /// `config`, `aws-region`, `aws-credentials`, `aws-role` (when the destination assumes
+    /// one), `clock`, `aws-identity`, `mapping`, `subject-token`, `sts-exchange`,
+    /// `impersonation` or `handshake`.
     pub step: &'static str,
     pub passed: bool,
     /// What the step saw; for a failed step, what went wrong. Never a secret.
@@ -113,7 +114,7 @@ impl Checklist {
         )?;
         let signing = tokens.aws_credentials(io, d, &region);
         let signing = match &d.aws_role {
-            Some(role) => self.check("aws-credentials", signing, |assumed| {
+            Some(role) => self.check("aws-role", signing, |assumed| {
                 format!(
                     "assumed {} with them{}: {}",
                     role.role_arn,

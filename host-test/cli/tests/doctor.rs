@@ -278,10 +278,11 @@ fn a_caller_that_is_not_the_trusted_role_is_named() {
         web_identity_token: None,
     });
     let wrong = doctor(config, &format!("aws_role_arn = \"{OTHER_ROLE}\"\n"), &[]);
-    let credentials = &wrong.checklist["checks"][3];
+    let assumed = &wrong.checklist["checks"][3];
+    assert_eq!(assumed["step"], "aws-role", "{assumed}");
     assert!(
-        credentials["saw"].as_str().unwrap().contains(OTHER_ROLE),
-        "{credentials}"
+        assumed["saw"].as_str().unwrap().contains(OTHER_ROLE),
+        "{assumed}"
     );
     let (_, fix) = wrong.stopped_at("sts-exchange");
     assert!(
