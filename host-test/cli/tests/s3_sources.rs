@@ -410,7 +410,10 @@ fn the_emulated_s3_breaks_a_read_and_the_component_resumes_it() {
     assert!(!output.status.success());
     assert_eq!(stdout.lines().count(), 3, "{stdout}\n{stderr}");
 
-    let object = demo.emulator.object("big.bin").expect("big.bin delivered");
+    let object = demo
+        .emulator
+        .object("big.bin")
+        .unwrap_or_else(|| panic!("big.bin is not in the bucket:\n{stdout}\n{stderr}"));
     assert_eq!(object.sha256_hex, hex::encode(sha2::Sha256::digest(&big)));
     assert!(stderr.contains("the read broke at byte"), "{stderr}");
     let resumed = demo
