@@ -237,7 +237,7 @@ pub fn parse(response: &Response, call: Call, role: &RoleRequest) -> Result<AwsC
     let doc = roxmltree::Document::parse(text).ok();
     let field = |name: &str| doc.as_ref().and_then(|d| element_text(d, name));
     if status != 200 {
-        let (code, said) = refusal(response, &field);
+        let (code, _, said) = refusal(response, &field);
         let error = Error::answered(
             Step::AwsCredentials,
             status,
@@ -333,8 +333,7 @@ pub fn parse_caller_identity(response: &Response) -> Result<CallerIdentity, Erro
             arn: excerpt(arn.as_bytes(), 2048),
         });
     }
-    let (code, said) = refusal(response, &field);
-    let message = field("Message").unwrap_or_default();
+    let (code, message, said) = refusal(response, &field);
     let error = Error::answered(
         Step::AwsIdentity,
         status,
@@ -362,8 +361,11 @@ pub fn parse_caller_identity(response: &Response) -> Result<CallerIdentity, Erro
     Err(error.with_fix(fix))
 }
 
-/// An STS refusal's error code, and what AWS said, quoted on one line.
-fn refusal<'a>(response: &Response, field: &impl Fn(&str) -> Option<&'a str>) -> (&'a str, String) {
+/// An STS refusal's error code and message, and what AWS said, quoted on one line.
+fn refusal<'a>(
+    response: &Response,
+    field: &impl Fn(&str) -> Option<&'a str>,
+) -> (&'a str, &'a str, String) {
     let code = field("Code").unwrap_or_default();
     let message = field("Message").unwrap_or_default();
     let said = if code.is_empty() {
@@ -375,7 +377,7 @@ fn refusal<'a>(response: &Response, field: &impl Fn(&str) -> Option<&'a str>) ->
             excerpt(message.as_bytes(), 300)
         )
     };
-    (code, said)
+    (code, message, said)
 }
 
 /// The text of the first element named `name`, wherever it is (STS wraps its answers in a
