@@ -67,26 +67,8 @@ impl FromStr for Route {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let usage = || {
-            format!(
-                "--connect-to {s:?}: expected HOST[:PORT]=ADDR:PORT, e.g. sts.googleapis.com=127.0.0.1:8080"
-            )
-        };
-        let (from, to) = s.split_once('=').ok_or_else(usage)?;
-        let (host, port) = match from.rsplit_once(':') {
-            Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
-                (host, Some(port.parse::<u16>().map_err(|_| usage())?))
-            }
-            _ => (from, None),
-        };
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
-        if host.is_empty() {
-            return Err(usage());
-        }
-        let target: SocketAddr = to.parse().map_err(|_| usage())?;
+        let (host, port, target) =
+            host_mapping(s, "--connect-to", "sts.googleapis.com=127.0.0.1:8080")?;
         if !target.ip().is_loopback() {
             return Err(format!(
                 "--connect-to {s:?}: {} is not a loopback address; plain HTTP is only sent to 127.0.0.0/8 or [::1]",
@@ -95,6 +77,32 @@ impl FromStr for Route {
         }
         Ok(Route { host, port, target })
     }
+}
+
+/// `HOST[:PORT]=ADDR:PORT`, the form `--connect-to` and `--resolve` share: the host (brackets
+/// around an IPv6 address taken off, lower case), its port if given, and the address.
+fn host_mapping(
+    s: &str,
+    flag: &str,
+    example: &str,
+) -> Result<(String, Option<u16>, SocketAddr), String> {
+    let usage = || format!("{flag} {s:?}: expected HOST[:PORT]=ADDR:PORT, e.g. {example}");
+    let (from, to) = s.split_once('=').ok_or_else(usage)?;
+    let (host, port) = match from.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
+            (host, Some(port.parse::<u16>().map_err(|_| usage())?))
+        }
+        _ => (from, None),
+    };
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    if host.is_empty() {
+        return Err(usage());
+    }
+    let target: SocketAddr = to.parse().map_err(|_| usage())?;
+    Ok((host, port, target))
 }
 
 /// `HOST[:PORT]=ADDR:PORT`, as curl's `--resolve`: connections to HOST (on PORT, or any port)
@@ -120,25 +128,18 @@ impl FromStr for Resolve {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let usage = || {
-            format!(
-                "--resolve {s:?}: expected HOST[:PORT]=ADDR:PORT, e.g. storage.googleapis.com:443=10.0.0.5:443"
-            )
-        };
-        let (from, to) = s.split_once('=').ok_or_else(usage)?;
-        let (host, port) = match from.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port.parse::<u16>().map_err(|_| usage())?)),
-            None => (from, None),
-        };
-        if host.is_empty() || host.contains(['/', '[', ']', ':']) {
-            return Err(usage());
+        const EXAMPLE: &str = "storage.googleapis.com:443=10.0.0.5:443";
+        // A host name: no IPv6 address in brackets, no path.
+        let named = s
+            .split_once('=')
+            .is_some_and(|(from, _)| !from.contains(['/', '[', ']']));
+        let (host, port, target) = host_mapping(s, "--resolve", EXAMPLE)?;
+        if !named || host.contains(':') {
+            return Err(format!(
+                "--resolve {s:?}: expected HOST[:PORT]=ADDR:PORT, e.g. {EXAMPLE}"
+            ));
         }
-        let target: SocketAddr = to.parse().map_err(|_| usage())?;
-        Ok(Resolve {
-            host: host.to_ascii_lowercase(),
-            port,
-            target,
-        })
+        Ok(Resolve { host, port, target })
     }
 }
 
@@ -389,6 +390,32 @@ impl WasiHttpHooks for Outbound {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `--resolve` takes host names with or without a port, any address; not IPv6 literals,
+    /// paths or a malformed address.
+    #[test]
+    fn resolve_entries_name_a_host_and_an_address() {
+        let r: Resolve = "Storage.googleapis.com:443=10.0.0.5:443".parse().unwrap();
+        assert_eq!(
+            (r.host.as_str(), r.port, r.target.to_string().as_str()),
+            ("storage.googleapis.com", Some(443), "10.0.0.5:443")
+        );
+        let any_port: Resolve = "sts.googleapis.com=127.0.0.1:8443".parse().unwrap();
+        assert_eq!(any_port.port, None);
+        for bad in [
+            "[::1]:443=10.0.0.5:443",
+            "[x]=10.0.0.5:443",
+            "a/b=10.0.0.5:443",
+            "a:b:443=10.0.0.5:443",
+            "host:https=10.0.0.5:443",
+            "=10.0.0.5:443",
+            "host=10.0.0.5",
+            "host",
+        ] {
+            let e = bad.parse::<Resolve>().unwrap_err();
+            assert!(e.starts_with("--resolve "), "{bad}: {e}");
+        }
+    }
 
     fn uri(s: &str) -> Uri {
         s.parse().unwrap()
