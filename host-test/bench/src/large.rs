@@ -14,7 +14,7 @@ use tokio::process::Command;
 use super::peers::last_line;
 use super::{Bench, GIB, MIB, Row, median, mib_per_s};
 use crate::demo::{Demo, write_file};
-use wif_push_host::runtime::delivery;
+use wif_push_host::runtime::{Session, Settings, delivery};
 
 /// What one delivery through the component took.
 struct Delivered {
@@ -238,16 +238,8 @@ async fn wif_push(
             session.deliver(&demo.destination, &object, file).await?
         }
         Reading::FileStream => {
-            // On a worker of the runtime, as host-test deliver's batch runner runs each one.
-            let destination = demo.destination.clone();
-            let path = path.to_owned();
-            let (receipt, returned) = tokio::spawn(async move {
-                let receipt = session
-                    .deliver_file(&destination, &object, &path, None)
-                    .await;
-                (receipt, session)
-            })
-            .await?;
+            let (receipt, returned) =
+                deliver_file_on_worker(session, &demo.destination, object, path).await?;
             session = returned;
             receipt?
         }
@@ -262,6 +254,25 @@ async fn wif_push(
         rss_peak,
         requests: receipt.requests,
     })
+}
+
+/// Delivers the file at `path` as `host-test deliver` does: read through its `FileStream`, on
+/// a worker of the runtime (as the batch runner runs each delivery). Gives the session back.
+pub(super) async fn deliver_file_on_worker(
+    mut session: Session,
+    destination: &Settings,
+    object: delivery::Object,
+    path: &Path,
+) -> Result<(Result<delivery::Receipt>, Session)> {
+    let destination = destination.clone();
+    let path = path.to_owned();
+    Ok(tokio::spawn(async move {
+        let receipt = session
+            .deliver_file(&destination, &object, &path, None)
+            .await;
+        (receipt, session)
+    })
+    .await?)
 }
 
 /// Where `curl -T` uploads `name` to, and the options that reach it.

@@ -8,7 +8,7 @@ use wif_push_emulator::{EmulatorConfig, Storage, Tls};
 use wif_push_host::outbound::{Outbound, Policy, Resolve};
 use wif_push_host::runtime::{Session, delivery};
 
-use super::large::{Sink, curl_upload, file_crc32c, python_upload};
+use super::large::{Sink, curl_upload, deliver_file_on_worker, file_crc32c, python_upload};
 use super::{Bench, GIB, Row, median, mib_per_s};
 use crate::demo::{Demo, write_file};
 
@@ -150,15 +150,9 @@ async fn wif_push(
         metadata: vec![],
         session: None,
     };
-    let destination = demo.destination.clone();
-    let path = path.to_owned();
     let started = std::time::Instant::now();
-    // On a worker of the runtime, as host-test deliver's batch runner runs each delivery.
-    tokio::spawn(async move {
-        session
-            .deliver_file(&destination, &object, &path, None)
-            .await
-    })
-    .await??;
+    deliver_file_on_worker(session, &demo.destination, object, path)
+        .await?
+        .0?;
     Ok(started.elapsed().as_secs_f64())
 }
