@@ -179,6 +179,7 @@ async fn wif_push(bench: &Bench, demo: &Demo, dir: &Path, concurrency: usize) ->
         manifest_object: None,
         unplanned: 0,
         guest_memory_limit: None,
+        shard: None,
     };
     // Failures show in the summary; nothing is printed while the clock runs.
     let events: batch::Events = Arc::new(|_| {});

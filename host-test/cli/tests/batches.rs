@@ -758,3 +758,120 @@ fn killed_at_random_moments_a_batch_delivers_every_object_exactly_once() {
 fn killed_while_the_service_fails_a_batch_still_delivers_every_object_exactly_once() {
     crash_trials(5, true);
 }
+
+/// `deliver --shard I/3` three times at once, as an Indexed Job's workers run: one state
+/// directory for all (so each must keep a ledger of its own), a completion manifest per shard.
+#[test]
+fn shards_running_at_once_deliver_every_object_exactly_once() {
+    const SHARDS: usize = 3;
+    let started = start_demo(EmulatorConfig::demo(), SMALL_LIMITS);
+    let dir = started.dir.path().join("export");
+    let objects = export(&dir, 90, 6);
+    let state = started.dir.path().join("state");
+    let shard = |index: usize| {
+        let mut cmd = deliver(
+            &started,
+            &[
+                OsStr::new("--shard"),
+                OsStr::new(&format!("{index}/{SHARDS}")),
+                OsStr::new("--concurrency"),
+                OsStr::new("4"),
+                OsStr::new("--manifest-object"),
+                OsStr::new(&format!("_MANIFEST-{index}.json")),
+                dir.as_os_str(),
+            ],
+        );
+        cmd.env("XDG_STATE_HOME", &state)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let all_at_once = || {
+        let children: Vec<_> = (0..SHARDS).map(|i| shard(i).spawn().unwrap()).collect();
+        children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let outputs = all_at_once();
+    let mut delivered: HashMap<String, usize> = HashMap::new();
+    for (index, out) in outputs.iter().enumerate() {
+        assert!(out.status.success(), "shard {index}: {}", text(&out.stderr));
+        let lines = receipts(out);
+        assert!(
+            lines.len() > 10,
+            "shard {index} delivered only {} objects",
+            lines.len()
+        );
+        let manifest = bytes_of(&started, &format!("_MANIFEST-{index}.json"))
+            .unwrap_or_else(|| panic!("shard {index} wrote no manifest"));
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+        assert_eq!(manifest["shard"], format!("{index}/{SHARDS}"));
+        let mut listed: Vec<&str> = manifest["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["name"].as_str().unwrap())
+            .collect();
+        let mut mine: Vec<&str> = lines
+            .iter()
+            .filter(|r| !r["name"].as_str().unwrap().starts_with("_MANIFEST"))
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        listed.sort_unstable();
+        mine.sort_unstable();
+        assert_eq!(
+            listed, mine,
+            "shard {index}'s manifest lists its own objects"
+        );
+        for name in mine {
+            *delivered.entry(name.to_owned()).or_default() += 1;
+        }
+        assert!(
+            text(&out.stderr).contains(&format!("shard {index}/{SHARDS}: ")),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    // Between them, every object once; each created once, byte for byte.
+    assert_eq!(delivered.len(), objects.len());
+    assert!(delivered.values().all(|&n| n == 1), "{delivered:?}");
+    let created = creations(&started);
+    for (name, bytes) in &objects {
+        assert_eq!(created.get(name), Some(&1), "{name}");
+        assert_eq!(bytes_of(&started, name).as_ref(), Some(bytes), "{name}");
+    }
+    let ledgers = std::fs::read_dir(state.join("wif-push/ledgers"))
+        .unwrap()
+        .count();
+    assert_eq!(ledgers, SHARDS, "a ledger per shard");
+    // Run again, all at once: every shard reports its objects and its manifest from its
+    // ledger, sending nothing.
+    let before = gcs_requests(&started);
+    for (index, out) in all_at_once().iter().enumerate() {
+        assert!(out.status.success(), "shard {index}: {}", text(&out.stderr));
+        let lines = receipts(out);
+        assert!(lines.iter().all(|r| r["earlier"] == true), "{lines:?}");
+        assert_eq!(lines.len(), receipts(&outputs[index]).len());
+    }
+    assert_eq!(gcs_requests(&started), before);
+}
+
+#[test]
+fn a_shard_out_of_range_is_refused_naming_the_flag() {
+    let started = start_demo(EmulatorConfig::demo(), "");
+    for bad in ["3/3", "1", "0/0"] {
+        let out = run(deliver(
+            &started,
+            &[OsStr::new("--shard"), OsStr::new(bad), OsStr::new(".")],
+        ));
+        assert!(!out.status.success());
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("--shard") && err.contains("INDEX/COUNT"),
+            "{err}"
+        );
+    }
+    assert_eq!(started.demo.emulator.count(Endpoint::Sts), 0);
+}

@@ -49,6 +49,12 @@ pub struct DeliverArgs {
     /// CRC32C, generation, source) under this name, for the partner's pipeline.
     #[arg(long, value_name = "NAME")]
     manifest_object: Option<String>,
+    /// Deliver only the INDEX-th of COUNT stable parts of the batch (by a hash of each object's
+    /// name; INDEX from 0), with a ledger of its own: COUNT workers given the same inputs
+    /// deliver the batch once between them.
+    #[arg(long, value_name = "INDEX/COUNT", value_parser = clap::builder::ValueParser::new(
+        |text: &str| text.parse::<plan::Shard>()))]
+    shard: Option<plan::Shard>,
     /// Print the plan (names, sizes, sources) as JSON Lines and send nothing.
     #[arg(long)]
     dry_run: bool,
@@ -112,6 +118,14 @@ pub async fn run(
     if plan.must_stop() {
         bail!("the batch cannot start as given (see above): nothing was sent");
     }
+    // After the whole batch is planned and checked, so that every shard sees the same names.
+    if let Some(shard) = args.shard {
+        plan.keep_shard(shard, &destination.prefix);
+    }
+    let shard = args
+        .shard
+        .map(|s| format!("shard {s}: "))
+        .unwrap_or_default();
     if args.dry_run {
         for item in &plan.items {
             println!(
@@ -127,7 +141,7 @@ pub async fn run(
         note(
             cli,
             &format!(
-                "dry run: {} objects would be delivered to gs://{}/{}; nothing was sent",
+                "dry run: {shard}{} objects would be delivered to gs://{}/{}; nothing was sent",
                 plan.items.len(),
                 destination.bucket,
                 destination.prefix
@@ -140,7 +154,7 @@ pub async fn run(
     } else {
         let path = match &args.ledger {
             Some(path) => path.clone(),
-            None => ledger::default_path(&destination.bucket, &destination.prefix)?,
+            None => ledger::default_path(&destination.bucket, &destination.prefix, args.shard)?,
         };
         let ledger = ledger::Ledger::open(&path, &destination.bucket, &destination.prefix)?;
         if let Some(recovered) = &ledger.recovered {
@@ -198,6 +212,7 @@ pub async fn run(
         manifest_object: args.manifest_object.clone(),
         unplanned: plan.problems.len(),
         guest_memory_limit: limits.bytes(),
+        shard: args.shard,
     };
     let problems = plan.problems.len();
     let summary = batch::run(
@@ -215,6 +230,7 @@ pub async fn run(
         eprintln!(
             "{}",
             serde_json::json!({"summary": {
+                "shard": args.shard.map(|s| s.to_string()),
                 "objects": summary.objects,
                 "delivered": summary.delivered,
                 "earlier": summary.earlier,
@@ -226,7 +242,7 @@ pub async fn run(
             }})
         );
     } else {
-        eprintln!("host-test deliver: {}", summary.line());
+        eprintln!("host-test deliver: {shard}{}", summary.line());
     }
     if summary.untried > 0 {
         note(

@@ -19,6 +19,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 
+use super::plan::Shard;
 use crate::runtime::ReceiptLine;
 use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -85,8 +86,9 @@ impl std::fmt::Debug for Ledger {
 const VERSION: u32 = 1;
 
 /// The default ledger of a destination: under the user's state directory
-/// (`$XDG_STATE_HOME`, else `~/.local/state`), one file per bucket and prefix.
-pub fn default_path(bucket: &str, prefix: &str) -> Result<PathBuf> {
+/// (`$XDG_STATE_HOME`, else `~/.local/state`), one file per bucket and prefix, and per shard:
+/// workers sharing a state directory each keep their own.
+pub fn default_path(bucket: &str, prefix: &str, shard: Option<Shard>) -> Result<PathBuf> {
     use sha2::Digest as _;
     let state = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         Some(dir) => PathBuf::from(dir),
@@ -99,9 +101,13 @@ pub fn default_path(bucket: &str, prefix: &str) -> Result<PathBuf> {
         },
     };
     let digest = sha2::Sha256::digest(format!("{bucket}\n{prefix}"));
-    Ok(state
-        .join("wif-push/ledgers")
-        .join(format!("{bucket}-{}.jsonl", hex::encode(&digest[..8]))))
+    let shard = shard
+        .map(|s| format!("-shard-{}-of-{}", s.index, s.count))
+        .unwrap_or_default();
+    Ok(state.join("wif-push/ledgers").join(format!(
+        "{bucket}-{}{shard}.jsonl",
+        hex::encode(&digest[..8])
+    )))
 }
 
 impl Ledger {
@@ -531,10 +537,15 @@ mod tests {
     }
 
     #[test]
-    fn the_default_ledger_is_per_bucket_and_prefix() {
-        let a = default_path("b", "p/").unwrap();
-        assert_ne!(a, default_path("b", "q/").unwrap());
-        assert_ne!(a, default_path("c", "p/").unwrap());
+    fn the_default_ledger_is_per_bucket_prefix_and_shard() {
+        let a = default_path("b", "p/", None).unwrap();
+        assert_ne!(a, default_path("b", "q/", None).unwrap());
+        assert_ne!(a, default_path("c", "p/", None).unwrap());
+        let first = default_path("b", "p/", Some(Shard { index: 0, count: 4 })).unwrap();
+        let second = default_path("b", "p/", Some(Shard { index: 1, count: 4 })).unwrap();
+        assert_ne!(first, a);
+        assert_ne!(first, second);
+        assert!(first.to_string_lossy().ends_with("-shard-0-of-4.jsonl"));
         assert!(
             a.to_string_lossy().contains("wif-push/ledgers/b-"),
             "{}",

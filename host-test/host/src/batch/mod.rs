@@ -24,7 +24,7 @@ use crate::runtime::{
     GuestEnv, ReceiptLine, Runtime, Session, Settings, SharedTokens, StepError, Trapped, delivery,
 };
 use ledger::{Entry, Ledger, Record};
-use plan::{Item, Plan, Problem, Source};
+use plan::{Item, Plan, Problem, Shard, Source};
 
 /// What a 412 means for a name the ledger does not know: another sender's object, or one an
 /// earlier run without a ledger created.
@@ -49,6 +49,8 @@ pub struct Options {
     /// whole, and no completion manifest is written.
     pub unplanned: usize,
     pub guest_memory_limit: Option<usize>,
+    /// The part of a larger batch this run delivers (`--shard`), named in the manifest.
+    pub shard: Option<Shard>,
 }
 
 /// Objects in flight by default: measured over a 40 ms round trip (README: Batches), where
@@ -387,7 +389,7 @@ pub async fn run(
         && summary.succeeded()
         && options.unplanned == 0
     {
-        let manifest = completion_manifest(&receipts, &skipped, summary.objects);
+        let manifest = completion_manifest(&receipts, &skipped, summary.objects, options.shard);
         let item = Item {
             name: name.clone(),
             source: Source::File("<completion manifest>".into()),
@@ -397,7 +399,10 @@ pub async fn run(
         };
         let full = format!("{}{}", destination.prefix, name);
         let outcome = match shared.ledger_entry(&full) {
-            Some(Entry::Delivered(receipt)) => Outcome::Earlier(*receipt),
+            Some(Entry::Delivered(receipt)) => Outcome::Earlier(ReceiptLine {
+                earlier: true,
+                ..*receipt
+            }),
             _ => {
                 let mut session = shared.instances.session(options.guest_memory_limit).await?;
                 let tokens = shared.tokens.lock().unwrap().tokens.clone();
@@ -783,12 +788,16 @@ fn completion_manifest(
     receipts: &HashMap<String, ReceiptLine>,
     skipped: &[String],
     count: usize,
+    shard: Option<Shard>,
 ) -> Vec<u8> {
     #[derive(Serialize)]
     struct Manifest<'a> {
         #[serde(rename = "wif-push-batch")]
         version: u32,
         completed: String,
+        /// `INDEX/COUNT` when this lists one shard's objects: the partner waits for COUNT.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        shard: Option<String>,
         count: usize,
         bytes: u64,
         objects: Vec<Entry<'a>>,
@@ -825,6 +834,7 @@ fn completion_manifest(
         completed: time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
+        shard: shard.map(|s| s.to_string()),
         count,
         bytes: objects.iter().map(|o| o.size).sum(),
         objects,

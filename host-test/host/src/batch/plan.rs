@@ -295,6 +295,62 @@ impl Plan {
     }
 }
 
+/// One of `count` stable parts of a batch (`--shard INDEX/COUNT`, INDEX from 0 as Kubernetes'
+/// `JOB_COMPLETION_INDEX` counts): an object belongs to shard `u64::from_be_bytes(first 8 bytes
+/// of SHA-256(its name in the bucket)) % count`. Every worker given the same inputs agrees on
+/// whose each object is without talking to the others, and the hash spreads any naming scheme
+/// (dates, sequence numbers) evenly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// True when the object named `name` (with the destination's prefix) is this shard's.
+    pub fn holds(&self, name: &str) -> bool {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(name.as_bytes());
+        let head = u64::from_be_bytes(digest[..8].try_into().expect("8 of 32 bytes"));
+        head % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Shard, String> {
+        let usage = "takes INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/4 for the first of four \
+                     workers (Kubernetes' JOB_COMPLETION_INDEX counts from 0)";
+        let (index, count) = text.split_once('/').ok_or_else(|| usage.to_owned())?;
+        let number = |part: &str| part.parse::<u32>().map_err(|_| usage.to_owned());
+        let shard = Shard {
+            index: number(index)?,
+            count: number(count)?,
+        };
+        if shard.index >= shard.count {
+            return Err(usage.to_owned());
+        }
+        Ok(shard)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl Plan {
+    /// Keeps only `shard`'s objects (named with the destination's `prefix`). Problems stay:
+    /// they belong to the batch, and every shard reports them. Run after
+    /// [`Plan::check_names`], so that two sources for one name stop every shard alike.
+    pub fn keep_shard(&mut self, shard: Shard, prefix: &str) {
+        self.items
+            .retain(|item| shard.holds(&format!("{prefix}{}", item.name)));
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ManifestLine {
@@ -357,6 +413,76 @@ mod tests {
 
     fn names(plan: &Plan) -> Vec<&str> {
         plan.items.iter().map(|i| i.name.as_str()).collect()
+    }
+
+    /// Whose object is whose, as Python's hashlib computes it
+    /// (`int.from_bytes(sha256(name).digest()[:8], "big") % count`), so the rule in the README
+    /// is the rule in the code.
+    #[test]
+    fn a_shard_holds_the_names_the_documented_hash_gives_it() {
+        let cases = [
+            ("a", [0, 1, 2, 4]),
+            ("f0001.bin", [0, 2, 0, 4]),
+            ("inbox/2026-12-07/part-00001.csv", [1, 1, 1, 6]),
+        ];
+        for (name, indexes) in cases {
+            for (count, index) in [2, 3, 4, 7].into_iter().zip(indexes) {
+                for i in 0..count {
+                    let shard = Shard { index: i, count };
+                    assert_eq!(shard.holds(name), i == index, "{name} {shard}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_object_is_in_exactly_one_shard_and_shards_are_even() {
+        let names: Vec<String> = (0..4000)
+            .map(|i| format!("2026-12-07/part-{i:05}.csv"))
+            .collect();
+        let mut sizes = [0usize; 4];
+        for name in &names {
+            let holders: Vec<u32> = (0..4)
+                .filter(|&index| Shard { index, count: 4 }.holds(name))
+                .collect();
+            assert_eq!(holders.len(), 1, "{name}: {holders:?}");
+            sizes[holders[0] as usize] += 1;
+        }
+        assert!(
+            sizes.iter().all(|&n| (900..=1100).contains(&n)),
+            "{sizes:?}"
+        );
+        assert!(names.iter().all(|n| Shard { index: 0, count: 1 }.holds(n)));
+    }
+
+    #[test]
+    fn a_shard_is_index_slash_count_from_zero() {
+        assert_eq!("0/4".parse(), Ok(Shard { index: 0, count: 4 }));
+        assert_eq!("3/4".parse::<Shard>().unwrap().to_string(), "3/4");
+        for bad in ["4/4", "1/0", "0/0", "1", "-1/4", "a/4", "1/4/2", " 1/4", ""] {
+            let err = bad.parse::<Shard>().unwrap_err();
+            assert!(err.contains("INDEX/COUNT"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn keeping_a_shard_keeps_its_objects_and_the_problems() {
+        let mut plan = Plan::default();
+        for name in ["a", "f0001.bin", "2026-12-07/part-00001.csv"] {
+            plan.items.push(Item {
+                name: name.into(),
+                source: Source::File(name.into()),
+                size: Some(1),
+                content_type: None,
+                metadata: Vec::new(),
+            });
+        }
+        plan.problem("missing.csv", "does not exist");
+        // Named with the prefix (hashlib: inbox/a and inbox/2026-12-07/part-00001.csv are
+        // shard 1 of 2, inbox/f0001.bin shard 0); without it, "a" would be shard 0.
+        plan.keep_shard(Shard { index: 1, count: 2 }, "inbox/");
+        assert_eq!(names(&plan), ["a", "2026-12-07/part-00001.csv"]);
+        assert_eq!(plan.problems.len(), 1);
     }
 
     #[test]
