@@ -4,16 +4,13 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use common::{Server, free_port, put_object, sidecar_env_against};
 use wif_push_bench::demo::Demo;
 use wif_push_emulator::{EmulatorConfig, Endpoint};
-use wif_push_host::dest::sidecar_env;
 use wif_push_host::runtime::{BUILT_COMPONENT, BUILT_KEYVALUE_COMPONENT};
 
 const WASMTIME_VERSION: &str = "48.0.8";
@@ -29,92 +26,26 @@ fn wasmtime() -> PathBuf {
     }
 }
 
-/// `wasmtime serve` on a free loopback port, killed on drop.
-struct Serve {
-    child: Child,
-    addr: SocketAddr,
-    /// What it printed on stderr (the component's notes among it).
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(demo: &Demo, extra: &[&str]) -> Serve {
+fn serve(demo: &Demo, extra: &[&str]) -> Server {
     serve_component(demo, BUILT_COMPONENT, extra)
 }
 
-fn serve_component(demo: &Demo, component: &str, extra: &[&str]) -> Serve {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let emulator = format!("http://{}", demo.emulator.addr());
-    let mut destination = demo.destination.clone();
-    destination.endpoints.storage = Some(emulator.clone());
-    destination.endpoints.sts = Some(format!("{emulator}/v1/token"));
-    destination.endpoints.iam_credentials = Some(emulator);
+/// `wasmtime serve` on a free loopback port, killed on drop.
+fn serve_component(demo: &Demo, component: &str, extra: &[&str]) -> Server {
+    let port = free_port();
     let mut cmd = Command::new(wasmtime());
     cmd.args(["serve", "-S", "cli", "--addr", &format!("127.0.0.1:{port}")])
         .args(extra)
-        .env_clear()
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .env_clear();
     // AWS secrets by name only (`--env NAME` passes the variable through), as the README does.
     for (name, value) in &demo.env.vars {
         cmd.arg("--env").arg(name).env(name, value);
     }
-    for (name, value) in sidecar_env(&[("default".into(), destination)]) {
+    for (name, value) in sidecar_env_against(demo) {
         cmd.arg("--env").arg(format!("{name}={value}"));
     }
     cmd.arg(component);
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    loop {
-        let line = lines
-            .next()
-            .expect("wasmtime serve exited before serving")
-            .unwrap();
-        if line.contains("Serving HTTP") {
-            break;
-        }
-    }
-    // Keep draining its log so it never blocks on a full pipe.
-    let log: std::sync::Arc<std::sync::Mutex<Vec<String>>> = std::sync::Arc::default();
-    let kept = std::sync::Arc::clone(&log);
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            kept.lock().unwrap().push(line);
-        }
-    });
-    Serve {
-        child,
-        addr: format!("127.0.0.1:{port}").parse().unwrap(),
-        log,
-    }
-}
-
-async fn put(addr: SocketAddr, name: &str, body: &[u8]) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "PUT /v1/objects/{name} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: text/plain\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    let mut answer = String::new();
-    tokio::time::timeout(Duration::from_secs(60), stream.read_to_string(&mut answer))
-        .await
-        .unwrap()
-        .unwrap();
-    answer
+    Server::start(cmd, port, "Serving HTTP")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,7 +56,7 @@ async fn wasmtime_serve_delivers_and_reuses_instances_only_when_told() {
     let fresh = serve(&demo, &[]);
     for i in 0..2 {
         let body = vec![b'x'; 300 * 1024 * (i + 1)];
-        let answer = put(fresh.addr, &format!("fresh-{i}.txt"), &body).await;
+        let answer = put_object(fresh.addr, &format!("fresh-{i}.txt"), &body).await;
         assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
         assert!(answer.contains(r#""status":"delivered""#), "{answer}");
         let stored = demo
@@ -140,7 +71,7 @@ async fn wasmtime_serve_delivers_and_reuses_instances_only_when_told() {
     // Reused instances keep their token: one exchange for three requests.
     let reused = serve(&demo, &["--max-instance-reuse-count", "1000"]);
     for i in 0..3 {
-        let answer = put(reused.addr, &format!("reused-{i}.txt"), b"hello").await;
+        let answer = put_object(reused.addr, &format!("reused-{i}.txt"), b"hello").await;
         assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
         // The handler runs on after its answer is sent; only an instance back in Wasmtime's
         // pool is reused, so a request arriving before that would get a fresh one.
@@ -149,7 +80,7 @@ async fn wasmtime_serve_delivers_and_reuses_instances_only_when_told() {
     assert_eq!(demo.emulator.count(Endpoint::Sts), 3);
     assert_eq!(demo.emulator.count(Endpoint::Iam), 3);
 
-    let answer = put(reused.addr, "reused-0.txt", b"again").await;
+    let answer = put_object(reused.addr, "reused-0.txt", b"again").await;
     assert!(answer.starts_with("HTTP/1.1 412"), "{answer}");
 }
 
@@ -166,7 +97,7 @@ async fn wasmtime_s_keyvalue_store_is_not_shared_among_instances() {
         &["-S", "keyvalue", "--env", "WIF_PUSH_TOKEN_STORE="],
     );
     for i in 0..3 {
-        let answer = put(server.addr, &format!("kv-{i}.txt"), b"hello").await;
+        let answer = put_object(server.addr, &format!("kv-{i}.txt"), b"hello").await;
         assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
     }
     assert_eq!(demo.emulator.count(Endpoint::Sts), 3);
@@ -199,7 +130,7 @@ async fn wasmtime_s_keyvalue_store_is_not_shared_among_instances() {
         ],
     );
     for i in 0..2 {
-        let answer = put(server.addr, &format!("preset-{i}.txt"), b"hello").await;
+        let answer = put_object(server.addr, &format!("preset-{i}.txt"), b"hello").await;
         assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
     }
     assert_eq!(demo.emulator.count(Endpoint::Sts), 3, "no exchange");

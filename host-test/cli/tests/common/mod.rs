@@ -209,3 +209,135 @@ pub fn start_demo(config: wif_push_emulator::EmulatorConfig, extra: &str) -> Sta
         runtime,
     }
 }
+
+/// A free loopback port (free when asked; the server given it binds it at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The demo's destination as a sidecar's environment, its endpoints the emulator's, as the
+/// README configures `wasmtime serve` and `jco serve`. The AWS variables are `demo.env.vars`.
+pub fn sidecar_env_against(demo: &wif_push_bench::demo::Demo) -> Vec<(String, String)> {
+    let emulator = format!("http://{}", demo.emulator.addr());
+    let mut destination = demo.destination.clone();
+    destination.endpoints.storage = Some(emulator.clone());
+    destination.endpoints.sts = Some(format!("{emulator}/v1/token"));
+    destination.endpoints.iam_credentials = Some(emulator);
+    wif_push_host::dest::sidecar_env(&[("default".into(), destination)])
+}
+
+/// A server process the test started (`wasmtime serve`, `jco serve`), killed on drop.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    /// Every line it printed, on stdout or stderr (the component's notes among them).
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `cmd`, which serves on loopback `port`, and waits until it prints a line holding
+    /// `ready`. Its output is drained for as long as it runs, so it never blocks on a pipe.
+    pub fn start(mut cmd: Command, port: u16, ready: &str) -> Server {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", shown(&cmd)));
+        let log: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let (lines, seen) = std::sync::mpsc::channel::<String>();
+        let out: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
+        let err: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
+        for pipe in [out, err] {
+            let (log, lines) = (log.clone(), lines.clone());
+            std::thread::spawn(move || {
+                for line in std::io::BufRead::lines(std::io::BufReader::new(pipe)) {
+                    let Ok(line) = line else { break };
+                    log.lock().unwrap().push(line.clone());
+                    let _ = lines.send(line);
+                }
+            });
+        }
+        drop(lines);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match seen.recv_timeout(left) {
+                Ok(line) if line.contains(ready) => break,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "{} did not print {ready:?}; it printed:\n{}",
+                    shown(&cmd),
+                    log.lock().unwrap().join("\n")
+                ),
+            }
+        }
+        Server {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            log,
+        }
+    }
+}
+
+/// A command as a person would type it, without its environment (which holds AWS keys).
+fn shown(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|part| part.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Sends one HTTP/1.1 request (`head` without its end, `body` after it) and reads the whole
+/// answer; the connection closes after it.
+pub async fn http_exchange(addr: SocketAddr, head: &str, body: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!("{head}\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(120), stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer within 120 s")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// `PUT /v1/objects/{name}` with `body` and its length.
+pub async fn put_object(addr: SocketAddr, name: &str, body: &[u8]) -> String {
+    let head = format!(
+        "PUT /v1/objects/{name} HTTP/1.1\r\ncontent-type: text/plain\r\ncontent-length: {}",
+        body.len()
+    );
+    http_exchange(addr, &head, body).await
+}
+
+/// `PUT /v1/objects/{name}` with `body` sent chunked (a stream of unknown length), 1 MiB a
+/// chunk.
+pub async fn put_object_chunked(addr: SocketAddr, name: &str, body: &[u8]) -> String {
+    let mut chunked = Vec::with_capacity(body.len() + 1024);
+    for chunk in body.chunks(1 << 20) {
+        chunked.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        chunked.extend_from_slice(chunk);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let head = format!(
+        "PUT /v1/objects/{name} HTTP/1.1\r\ncontent-type: application/octet-stream\r\n\
+         transfer-encoding: chunked"
+    );
+    http_exchange(addr, &head, &chunked).await
+}
