@@ -33,7 +33,10 @@ pub struct Demo {
 
 impl Demo {
     pub async fn start(mut config: EmulatorConfig) -> Result<Self> {
-        config.provider_id = "aws-sender".into();
+        // The demo's provider (examples/emulator.toml), unless the caller chose one.
+        if config.provider_id == EmulatorConfig::demo().provider_id {
+            config.provider_id = "aws-sender".into();
+        }
         let emulator = Emulator::start(config, "127.0.0.1:0".parse()?).await?;
         let identity = emulator.config().identities[0].clone();
         let env = GuestEnv::aws(|name| match name {

@@ -240,6 +240,10 @@ pub struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // The whole process group: `jco serve` runs the server in a child process of its own.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -249,7 +253,7 @@ impl Server {
     /// Starts `cmd`, which serves on loopback `port`, and waits until it prints a line holding
     /// `ready`. Its output is drained for as long as it runs, so it never blocks on a pipe.
     pub fn start(mut cmd: Command, port: u16, ready: &str) -> Server {
-        let mut child = cmd
+        let mut child = std::os::unix::process::CommandExt::process_group(&mut cmd, 0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
