@@ -235,3 +235,88 @@ async fn the_spin_build_takes_its_settings_from_wasi_config() {
     assert_eq!(demo.emulator.count(Endpoint::Sts), 1);
     server.shutdown().await;
 }
+
+/// `deploy/spinkube/spinapp.yaml` as SpinKube would hand it to the Spin build: its variables
+/// (resolved from its ConfigMap) through `wasi:config`; requests addressed to its Service's
+/// name, and its probes' `Host: localhost`, are answered, a bare pod address is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spinapp_s_variables_configure_the_spin_build_behind_its_service() {
+    let out = std::process::Command::new(common::python())
+        .arg(common::repo_root().join("tests/peers/manifests.py"))
+        .arg("json")
+        .arg(common::repo_root().join("deploy/spinkube/spinapp.yaml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let docs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let of_kind = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap().clone();
+    let (config_map, app) = (of_kind("ConfigMap"), of_kind("SpinApp"));
+    let mut variables: Vec<(String, String)> = app["spec"]["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let value = match v["valueFrom"]["configMapKeyRef"]["key"].as_str() {
+                Some(key) => &config_map["data"][key],
+                None => &v["value"],
+            };
+            (
+                v["name"].as_str().unwrap().into(),
+                value.as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let given: std::collections::HashMap<String, String> = variables.iter().cloned().collect();
+    let value = |name: &str| given[name].clone();
+    let mut config = EmulatorConfig::demo();
+    config.project_number = value("project_number");
+    config.pool_id = value("pool_id");
+    config.provider_id = value("provider_id");
+    config.service_account = value("service_account");
+    config.bucket = value("bucket");
+    let demo = Demo::start(config).await.unwrap();
+    // The node's instance role answers on EKS; its keys stand in for it here.
+    let identity = &demo.emulator.config().identities[0];
+    variables.push(("aws_access_key_id".into(), identity.access_key_id.clone()));
+    variables.push((
+        "aws_secret_access_key".into(),
+        identity.secret_access_key.clone(),
+    ));
+    let env = GuestEnv {
+        config: variables,
+        ..GuestEnv::default()
+    };
+    let outbound = Outbound::new(Policy::new(&[], demo.routes.clone())).unwrap();
+    let path = tokio::task::spawn_blocking(spin_build).await.unwrap();
+    let runtime = Runtime::load(Some(path.as_path())).unwrap();
+    let options = ServeOptions::new("127.0.0.1:0".parse().unwrap());
+    let server = Server::start(runtime, env, outbound, options)
+        .await
+        .unwrap();
+    let ask = |host: &'static str, head: &'static str, body: &'static [u8]| {
+        let addr = server.addr();
+        async move {
+            let head = format!("{head}\r\nhost: {host}\r\ncontent-length: {}", body.len());
+            common::http_exchange(addr, &head, body).await
+        }
+    };
+    let service = "wif-push.exports.svc.cluster.local";
+    let put = ask(
+        service,
+        "PUT /v1/objects/orders.csv HTTP/1.1",
+        b"id,total\n",
+    )
+    .await;
+    assert!(put.starts_with("HTTP/1.1 201"), "{put}");
+    let prefix = value("prefix");
+    assert!(
+        demo.emulator
+            .object(&format!("{prefix}orders.csv"))
+            .is_some()
+    );
+    let probe = ask("localhost", "GET /healthz HTTP/1.1", b"").await;
+    assert!(probe.starts_with("HTTP/1.1 200"), "{probe}");
+    let bare = ask("10.1.2.3", "GET /healthz HTTP/1.1", b"").await;
+    assert!(bare.starts_with("HTTP/1.1 403"), "{bare}");
+    server.shutdown().await;
+}
