@@ -127,12 +127,12 @@ impl Io for WasiIo {
         eprintln!("wif-push: {message}");
     }
 
-    #[cfg(any(feature = "wasi-keyvalue", feature = "spin"))]
+    #[cfg(any(feature = "wasi-keyvalue", feature = "spin", feature = "wasmcloud"))]
     fn shared_get(&mut self, key: &str) -> Option<Vec<u8>> {
         token_store::with(|bucket| bucket.get(key).ok().flatten()).flatten()
     }
 
-    #[cfg(any(feature = "wasi-keyvalue", feature = "spin"))]
+    #[cfg(any(feature = "wasi-keyvalue", feature = "spin", feature = "wasmcloud"))]
     fn shared_set(&mut self, key: &str, value: &[u8]) {
         if let Some(Err(e)) = token_store::with(|bucket| bucket.set(key, value)) {
             self.log(&format!(
@@ -145,7 +145,7 @@ impl Io for WasiIo {
 
 /// The `wasi:keyvalue` bucket `WIF_PUSH_TOKEN_STORE` names, opened once per instance; none
 /// when the setting is absent or the store cannot be opened (said once, on stderr).
-#[cfg(any(feature = "wasi-keyvalue", feature = "spin"))]
+#[cfg(any(feature = "wasi-keyvalue", feature = "spin", feature = "wasmcloud"))]
 mod token_store {
     use std::cell::OnceCell;
 
@@ -190,12 +190,12 @@ pub fn setting(name: &str) -> Option<String> {
     if let Ok(value) = std::env::var(name) {
         return Some(value);
     }
-    #[cfg(feature = "wasi-config")]
+    #[cfg(any(feature = "wasi-config", feature = "wasmcloud"))]
     {
         let key = name.to_ascii_lowercase();
         let key = key.strip_prefix("wif_push_").unwrap_or(&key);
         // Spin variables cannot be unset; an empty one counts as absent.
-        if let Ok(Some(value)) = super::wasi::config::store::get(key)
+        if let Ok(Some(value)) = super::config_store::get(key)
             && !value.is_empty()
         {
             return Some(value);

@@ -18,7 +18,7 @@ use crate::wif::token::TokenSource;
 
 // One component serves both the library and the sidecar worlds. The `wasi-config` feature adds
 // the `wasi:config` import for hosts that offer it, `wasi-keyvalue` a token store (Wasmtime's
-// `wasi:keyvalue`), `spin` both in Spin's versions. WASI types are the `wasip2` crate's, so a
+// `wasi:keyvalue`), `spin` both in Spin's versions, `wasmcloud` both in wasmCloud's. WASI types are the `wasip2` crate's, so a
 // stream or request from an export is the same type the I/O code uses.
 macro_rules! bindings {
     ($world:literal $(, $extra:tt)*) => {
@@ -42,7 +42,16 @@ macro_rules! bindings {
 compile_error!(
     "the features wasi-keyvalue and spin pick two versions of wasi:keyvalue: choose one"
 );
-#[cfg(not(any(feature = "wasi-config", feature = "wasi-keyvalue")))]
+#[cfg(all(
+    feature = "wasmcloud",
+    any(feature = "wasi-config", feature = "wasi-keyvalue")
+))]
+compile_error!("the feature wasmcloud brings its own wasi:config and wasi:keyvalue: use it alone");
+#[cfg(not(any(
+    feature = "wasi-config",
+    feature = "wasi-keyvalue",
+    feature = "wasmcloud"
+)))]
 bindings!("sidecar");
 #[cfg(all(feature = "wasi-config", not(feature = "spin")))]
 bindings!("sidecar-config", "wasi:config/store@0.2.0-draft-2024-09-27");
@@ -55,8 +64,20 @@ bindings!(
     "wasi:keyvalue/store@0.2.0-draft2"
 );
 
-// With both versions of wasi:keyvalue in `wit/`, wit-bindgen names each module by its version.
-#[cfg(feature = "wasi-keyvalue")]
+#[cfg(feature = "wasmcloud")]
+bindings!(
+    "sidecar-wasmcloud",
+    "wasi:config/store@0.2.0-draft",
+    "wasi:keyvalue/store@0.2.0-draft"
+);
+
+// With two versions of wasi:config and of wasi:keyvalue in `wit/`, wit-bindgen names each
+// module by its version.
+#[cfg(feature = "wasmcloud")]
+use wasi::config0_2_0_draft::store as config_store;
+#[cfg(feature = "wasi-config")]
+use wasi::config0_2_0_draft_2024_09_27::store as config_store;
+#[cfg(any(feature = "wasi-keyvalue", feature = "wasmcloud"))]
 use wasi::keyvalue0_2_0_draft::store as keyvalue_store;
 #[cfg(feature = "spin")]
 use wasi::keyvalue0_2_0_draft2::store as keyvalue_store;

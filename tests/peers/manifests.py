@@ -1,12 +1,14 @@
 """Validates wif-push's deployment files (deploy/) as the tests need: Kubernetes objects against
 Kubernetes' own schemas (kubernetes-validate, strict: unknown fields refused), SpinApps against
-SpinKube's CRD (kept in deploy/schemas/) and against spin.toml, the Dockerfile's contract with
-those manifests, and Spin's runtime configuration.
+SpinKube's CRD and against spin.toml, wadm applications against wadm's schema (both schemas kept
+in deploy/schemas/), the Dockerfile's contract with those manifests, and Spin's runtime
+configuration.
 
     manifests.py check FILE...   one line per document: "ok FILE KIND/NAME", or
                                  "FILE: KIND/NAME: at FIELD: PROBLEM"; exit 1 on any problem
     manifests.py json FILE       the documents of a YAML file as a JSON list
 """
+import copy
 import json
 import pathlib
 import sys
@@ -123,6 +125,61 @@ def crd_validator(path):
     return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
+def wadm_validator():
+    """wadm's schema, tightened where its generated form accepts anything: a trait's
+    properties by the trait's type, apiVersion and kind pinned, no unknown component keys."""
+    schema = copy.deepcopy(json.loads((SCHEMAS / "wasmcloud" / "oam.schema.json").read_text()))
+    schema["properties"]["apiVersion"] = {"const": "core.oam.dev/v1beta1"}
+    schema["properties"]["kind"] = {"const": "Application"}
+    d = schema["definitions"]
+    d["Trait"]["allOf"] = [
+        {"if": {"properties": {"type": {"enum": ["spreadscaler", "daemonscaler"]}}},
+         "then": {"properties": {"properties": {"$ref": "#/definitions/SpreadScalerProperty"}}}},
+        {"if": {"properties": {"type": {"const": "link"}}},
+         "then": {"properties": {"properties": {"$ref": "#/definitions/LinkProperty"}}}},
+        {"properties": {"type": {"enum": ["spreadscaler", "daemonscaler", "link"]}}},
+    ]
+    component = d["Component"]
+    component.pop("oneOf")
+    component["properties"]["type"] = {"enum": ["component", "capability"]}
+    component["properties"]["properties"] = {}
+    component["required"] = ["name", "type", "properties"]
+    component["additionalProperties"] = False
+    component["allOf"] = [
+        {"if": {"properties": {"type": {"const": "component"}}},
+         "then": {"properties": {"properties": {"$ref": "#/definitions/ComponentProperties"}}}},
+        {"if": {"properties": {"type": {"const": "capability"}}},
+         "then": {"properties": {"properties": {"$ref": "#/definitions/CapabilityProperties"}}}},
+    ]
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def wadm_problems(doc):
+    """What wasmCloud would pass on silently: the component without the links it needs."""
+    component = next((c for c in doc["spec"]["components"] if c["type"] == "component"), None)
+    if component is None:
+        return [(("spec", "components"), "no component")]
+    links = {(t["properties"].get("package"), interface)
+             for t in component.get("traits", []) if t["type"] == "link"
+             for interface in t["properties"].get("interfaces", [])}
+    reached = any(
+        t["type"] == "link" and (t["properties"].get("target") or {}).get("name") == component["name"]
+        for c in doc["spec"]["components"] for t in c.get("traits", []))
+    problems = []
+    for package, interface, why in [
+        ("http", "outgoing-handler", "it could not reach Google"),
+        ("keyvalue", "store", "its instances could not share a token"),
+    ]:
+        if (package, interface) not in links:
+            problems.append((("spec", "components", 0, "traits"),
+                             "no link to wasi:%s/%s: %s" % (package, interface, why)))
+    if not reached:
+        problems.append((("spec", "components"),
+                         "no HTTP server links to %s: nothing could reach it" % component["name"]))
+    return problems
+
+
 def schema_problems(validator, doc):
     errors = list(validator.iter_errors(doc))
     if not errors:
@@ -227,6 +284,8 @@ def yaml_problems(path):
         if doc.get("apiVersion", "").startswith("core.spinkube.dev/"):
             problems = schema_problems(crd_validator(SCHEMAS / "spinkube" / "core.spinkube.dev_spinapps.yaml"), doc)
             problems = problems or spinapp_problems(doc)
+        elif doc.get("apiVersion", "").startswith("core.oam.dev/"):
+            problems = schema_problems(wadm_validator(), doc) or wadm_problems(doc)
         else:
             problems = kubernetes(doc)
         results.append((kind, name, problems))

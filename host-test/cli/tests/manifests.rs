@@ -1,6 +1,6 @@
 //! The deployment files in `deploy/`: each Kubernetes object validated against Kubernetes' own
-//! schemas, the SpinApp against SpinKube's CRD and `spin.toml`, the Dockerfile against what the
-//! manifests expect of the image (`tests/peers/manifests.py`); a wrong field in each is caught
+//! schemas, the SpinApp against SpinKube's CRD and `spin.toml`, the wasmCloud application
+//! against wadm's schema, the Dockerfile against what the manifests expect of the image (`tests/peers/manifests.py`); a wrong field in each is caught
 //! and named. Then what they say is run: the Deployment's sidecar command and probe, the
 //! Indexed Job's workers (every index at once, `$(VAR)` expanded as Kubernetes does), each
 //! against the emulator playing the partner that the manifests' destination names.
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::{free_port, host_test_against, python, repo_root};
 use serde_json::Value;
 use wif_push_bench::demo::Demo;
-use wif_push_emulator::{EmulatorConfig, Endpoint, S3Object};
+use wif_push_emulator::{Endpoint, S3Object};
 use wif_push_host::runtime::BUILT_COMPONENT;
 
 fn manifests(args: &[&OsString]) -> Output {
@@ -53,10 +53,7 @@ fn deployment_files() -> Vec<PathBuf> {
 
 /// The documents of a YAML file in `deploy/`.
 fn documents(relative: &str) -> Vec<Value> {
-    let path = OsString::from(repo_root().join("deploy").join(relative));
-    let out = manifests(&[&"json".into(), &path]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::yaml_documents(&format!("deploy/{relative}"))
 }
 
 fn document<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
@@ -94,6 +91,7 @@ fn every_deployment_file_validates() {
         "ConfigMap/partner-a-destination",
         "SpinApp/wif-push",
         "NetworkPolicy/wif-push-clients",
+        "Application/wif-push",
     ] {
         assert!(said.contains(object), "{object} not checked: {said}");
     }
@@ -164,6 +162,24 @@ fn a_wrong_field_in_each_file_is_caught_and_named() {
             "no store 'default'",
         ),
         (
+            "wasmcloud/wadm.yaml",
+            "instances: 4",
+            "instances: \"4\"",
+            "traits.0.properties.instances: '4' is not of type 'integer'",
+        ),
+        (
+            "wasmcloud/wadm.yaml",
+            "interfaces: [outgoing-handler]",
+            "interfaces: [outgoing-handlers]",
+            "no link to wasi:http/outgoing-handler",
+        ),
+        (
+            "wasmcloud/wadm.yaml",
+            "  annotations:\n",
+            "  labels:\n",
+            "'annotations' is a required property",
+        ),
+        (
             "Dockerfile",
             "USER 65532:65532",
             "USER root",
@@ -206,12 +222,7 @@ fn partner(s3_objects: Vec<S3Object>) -> Partner {
         .to_owned();
     let facts: toml::Value = toml::from_str(&dest_toml).unwrap();
     let fact = |name: &str| facts[name].as_str().unwrap().to_owned();
-    let mut config = EmulatorConfig::demo();
-    config.project_number = fact("project_number");
-    config.pool_id = fact("pool_id");
-    config.provider_id = fact("provider_id");
-    config.service_account = fact("service_account");
-    config.bucket = fact("bucket");
+    let mut config = common::partner_config(fact);
     let buckets: std::collections::BTreeSet<String> =
         s3_objects.iter().map(|o| o.bucket.clone()).collect();
     config.s3_objects = s3_objects;

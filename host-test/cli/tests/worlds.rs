@@ -2,8 +2,9 @@
 //! library (`wit_component::targets`, what `wasm-tools component targets` runs): the sidecar
 //! build needs nothing beyond `wasi:http/proxy` and `wasi:cli`; the token-store build adds only
 //! Wasmtime's `wasi:keyvalue/store`; the Spin build, built with the command in `spin.toml`, adds
-//! only `wasi:config/store` and Spin's `wasi:keyvalue/store` — and runs, configured through it.
-//! Fresh instances of either store build share one token through the store host-test offers.
+//! only `wasi:config/store` and Spin's `wasi:keyvalue/store` — and runs, configured through it;
+//! the wasmCloud build adds only wasmCloud's versions of the two. Fresh instances of each store
+//! build share one token through the store host-test offers.
 
 mod common;
 
@@ -44,6 +45,14 @@ world spin {
   import wasi:config/store@0.2.0-draft-2024-09-27;
   import wasi:keyvalue/store@0.2.0-draft2;
 }
+
+/// wasmCloud 1.9's host: WASI 0.2, its `wasi:config/store` (a component's config) and
+/// `wasi:keyvalue/store` (served by a linked provider), both at 0.2.0-draft.
+world wasmcloud {
+  include wasmtime-serve;
+  import wasi:config/store@0.2.0-draft;
+  import wasi:keyvalue/store@0.2.0-draft;
+}
 "#;
 
 fn check(wasm: &[u8], world: &str) -> anyhow::Result<()> {
@@ -54,6 +63,22 @@ fn check(wasm: &[u8], world: &str) -> anyhow::Result<()> {
     wit_component::targets(&resolve, world, wasm)
 }
 
+/// Runs a build command (a shell line) in the repository, as a person would.
+fn build(command: &str) {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", command]).current_dir(common::repo_root());
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().unwrap();
+    assert!(status.success(), "{command} failed");
+}
+
 /// The Spin build, made with the build command `spin.toml` gives (once per test run).
 fn spin_build() -> &'static PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
@@ -62,20 +87,30 @@ fn spin_build() -> &'static PathBuf {
         let manifest: toml::Value =
             toml::from_str(&std::fs::read_to_string(root.join("spin.toml")).unwrap()).unwrap();
         let component = &manifest["component"]["wif-push"];
-        let command = component["build"]["command"].as_str().unwrap();
-        let mut cmd = std::process::Command::new("sh");
-        cmd.args(["-c", command]).current_dir(&root);
-        for var in [
-            "RUSTFLAGS",
-            "CARGO_ENCODED_RUSTFLAGS",
-            "CARGO_BUILD_TARGET",
-            "CARGO_TARGET_DIR",
-        ] {
-            cmd.env_remove(var);
-        }
-        let status = cmd.status().unwrap();
-        assert!(status.success(), "spin.toml's build command failed");
+        build(component["build"]["command"].as_str().unwrap());
         root.join(component["source"].as_str().unwrap())
+    })
+}
+
+/// The wasmCloud build, made with the command `deploy/wasmcloud/wadm.yaml` names (once per
+/// test run).
+fn wasmcloud_build() -> &'static PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = common::repo_root();
+        let manifest = std::fs::read_to_string(root.join("deploy/wasmcloud/wadm.yaml")).unwrap();
+        let command = "cargo build --profile component --lib -p wif-push --target \
+                       wasm32-wasip2 --features wasmcloud";
+        let said: String = manifest
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let wanted = command.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(said.contains(&wanted), "wadm.yaml names another build");
+        build(&format!("{command} --target-dir target/wasmcloud"));
+        root.join("target/wasmcloud/wasm32-wasip2/component/wif_push.wasm")
     })
 }
 
@@ -91,6 +126,16 @@ fn the_spin_build_needs_wasi_config_spin_s_keyvalue_and_nothing_else() {
     let wasm = std::fs::read(spin_build()).unwrap();
     check(&wasm, "spin").unwrap();
     for host in ["wasmtime-serve", "wasmtime-serve-keyvalue"] {
+        let err = format!("{:?}", check(&wasm, host).unwrap_err());
+        assert!(err.contains("wasi:"), "{err}");
+    }
+}
+
+#[test]
+fn the_wasmcloud_build_needs_wasmcloud_s_config_and_keyvalue_and_nothing_else() {
+    let wasm = std::fs::read(wasmcloud_build()).unwrap();
+    check(&wasm, "wasmcloud").unwrap();
+    for host in ["wasmtime-serve", "wasmtime-serve-keyvalue", "spin"] {
         let err = format!("{:?}", check(&wasm, host).unwrap_err());
         assert!(err.contains("wasi:"), "{err}");
     }
@@ -241,14 +286,7 @@ async fn the_spin_build_takes_its_settings_from_wasi_config() {
 /// name, and its probes' `Host: localhost`, are answered, a bare pod address is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_spinapp_s_variables_configure_the_spin_build_behind_its_service() {
-    let out = std::process::Command::new(common::python())
-        .arg(common::repo_root().join("tests/peers/manifests.py"))
-        .arg("json")
-        .arg(common::repo_root().join("deploy/spinkube/spinapp.yaml"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let docs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let docs = common::yaml_documents("deploy/spinkube/spinapp.yaml");
     let of_kind = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap().clone();
     let (config_map, app) = (of_kind("ConfigMap"), of_kind("SpinApp"));
     let mut variables: Vec<(String, String)> = app["spec"]["variables"]
@@ -268,13 +306,7 @@ async fn the_spinapp_s_variables_configure_the_spin_build_behind_its_service() {
         .collect();
     let given: std::collections::HashMap<String, String> = variables.iter().cloned().collect();
     let value = |name: &str| given[name].clone();
-    let mut config = EmulatorConfig::demo();
-    config.project_number = value("project_number");
-    config.pool_id = value("pool_id");
-    config.provider_id = value("provider_id");
-    config.service_account = value("service_account");
-    config.bucket = value("bucket");
-    let demo = Demo::start(config).await.unwrap();
+    let demo = Demo::start(common::partner_config(value)).await.unwrap();
     // The node's instance role answers on EKS; its keys stand in for it here.
     let identity = &demo.emulator.config().identities[0];
     variables.push(("aws_access_key_id".into(), identity.access_key_id.clone()));
@@ -318,5 +350,73 @@ async fn the_spinapp_s_variables_configure_the_spin_build_behind_its_service() {
     assert!(probe.starts_with("HTTP/1.1 200"), "{probe}");
     let bare = ask("10.1.2.3", "GET /healthz HTTP/1.1", b"").await;
     assert!(bare.starts_with("HTTP/1.1 403"), "{bare}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_instances_of_the_wasmcloud_build_exchange_once_through_its_store() {
+    let path = tokio::task::spawn_blocking(wasmcloud_build).await.unwrap();
+    fleet(path, |env, named| {
+        // As wasmCloud passes it: the component's config, through wasi:config.
+        env.config.push((
+            "token_store".into(),
+            if named { "default" } else { "" }.into(),
+        ));
+    })
+    .await;
+}
+
+/// `deploy/wasmcloud/wadm.yaml` as wasmCloud hands it to the wasmCloud build: the component's
+/// config through `wasi:config`, and no environment at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wadm_application_s_config_configures_the_wasmcloud_build() {
+    let docs = common::yaml_documents("deploy/wasmcloud/wadm.yaml");
+    let component = docs[0]["spec"]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "component")
+        .unwrap();
+    let mut config: Vec<(String, String)> = component["properties"]["config"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["properties"].as_object().unwrap().clone())
+        .map(|(k, v)| (k, v.as_str().unwrap().to_owned()))
+        .collect();
+    let given: std::collections::HashMap<String, String> = config.iter().cloned().collect();
+    let demo = Demo::start(common::partner_config(|name| given[name].clone()))
+        .await
+        .unwrap();
+    // The host's instance role answers in wasmCloud; its keys stand in for it here.
+    let identity = &demo.emulator.config().identities[0];
+    config.push(("aws_access_key_id".into(), identity.access_key_id.clone()));
+    config.push((
+        "aws_secret_access_key".into(),
+        identity.secret_access_key.clone(),
+    ));
+    let env = GuestEnv {
+        config,
+        ..GuestEnv::default()
+    };
+    let outbound = Outbound::new(Policy::new(&[], demo.routes.clone())).unwrap();
+    let path = tokio::task::spawn_blocking(wasmcloud_build).await.unwrap();
+    let runtime = Runtime::load(Some(path.as_path())).unwrap();
+    let server = Server::start(
+        runtime,
+        env,
+        outbound,
+        ServeOptions::new("127.0.0.1:0".parse().unwrap()),
+    )
+    .await
+    .unwrap();
+    let head = "PUT /v1/objects/orders.csv HTTP/1.1\r\ncontent-length: 9";
+    let put = common::http_exchange(server.addr(), head, b"id,total\n").await;
+    assert!(put.starts_with("HTTP/1.1 201"), "{put}");
+    assert!(
+        demo.emulator
+            .object(&format!("{}orders.csv", given["prefix"]))
+            .is_some()
+    );
     server.shutdown().await;
 }

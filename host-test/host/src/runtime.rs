@@ -27,14 +27,16 @@ pub type ResponseSender = tokio::sync::oneshot::Sender<
 >;
 
 // The widest world the component is built for: the library, the sidecar's incoming handler,
-// the `wasi:config` import of the Spin build, and the token store in both of its versions
-// (Wasmtime's and Spin's), all offered here so that every build runs.
+// `wasi:config` in the versions of the Spin and wasmCloud builds, and the token store in both
+// of its versions (Wasmtime's and wasmCloud's, Spin's), all offered here so that every build
+// runs.
 wasmtime::component::bindgen!({
     path: "../../wit",
     inline: "
         package wif-push-host:host;
         world wif-push-host {
             include wif:push/sidecar-config@0.1.0;
+            import wasi:config/store@0.2.0-draft;
             import wasi:keyvalue/store@0.2.0-draft;
             import wasi:keyvalue/store@0.2.0-draft2;
         }
@@ -148,8 +150,6 @@ pub fn wit_destination(settings: &Settings) -> wif::Destination {
         iam_credentials_url: s.endpoints.iam_credentials,
     }
 }
-use wasi::config::store as config_store;
-
 /// The component built by this package's build script.
 pub const BUILT_COMPONENT: &str = env!("WIF_PUSH_COMPONENT");
 /// The same, built with a token store (`wasi:keyvalue`, the `sidecar-keyvalue` world): fresh
@@ -176,20 +176,33 @@ impl HostState {
     }
 }
 
-impl config_store::Host for HostState {
-    fn get(&mut self, key: String) -> Result<Option<String>, config_store::Error> {
-        Ok(self
-            .config
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.clone()))
-    }
+/// `wasi:config/store` in one version: the settings given as configuration
+/// ([`GuestEnv::config`]), by their keys.
+macro_rules! config_impl {
+    ($store:path) => {
+        const _: () = {
+            use $store::{Error, Host};
 
-    fn get_all(&mut self) -> Result<Vec<(String, String)>, config_store::Error> {
-        Ok(self.config.clone())
-    }
+            impl Host for HostState {
+                fn get(&mut self, key: String) -> Result<Option<String>, Error> {
+                    Ok(self
+                        .config
+                        .iter()
+                        .find(|(k, _)| *k == key)
+                        .map(|(_, v)| v.clone()))
+                }
+
+                fn get_all(&mut self) -> Result<Vec<(String, String)>, Error> {
+                    Ok(self.config.clone())
+                }
+            }
+        };
+    };
 }
 
+// Spin's version, and wasmCloud's.
+config_impl!(wasi::config0_2_0_draft_2024_09_27::store);
+config_impl!(wasi::config0_2_0_draft::store);
 crate::token_store::host_impl!(wasi::keyvalue0_2_0_draft::store, Option<u64>);
 crate::token_store::host_impl!(wasi::keyvalue0_2_0_draft2::store, Option<String>);
 
@@ -272,7 +285,11 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        config_store::add_to_linker::<_, wasmtime::component::HasSelf<HostState>>(
+        wasi::config0_2_0_draft_2024_09_27::store::add_to_linker::<
+            _,
+            wasmtime::component::HasSelf<HostState>,
+        >(&mut linker, |state| state)?;
+        wasi::config0_2_0_draft::store::add_to_linker::<_, wasmtime::component::HasSelf<HostState>>(
             &mut linker,
             |state| state,
         )?;

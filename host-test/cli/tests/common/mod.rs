@@ -345,3 +345,31 @@ pub async fn put_object_chunked(addr: SocketAddr, name: &str, body: &[u8]) -> St
     );
     http_exchange(addr, &head, &chunked).await
 }
+
+/// The documents of a YAML file under the repository (`tests/peers/manifests.py json`).
+pub fn yaml_documents(relative: &str) -> Vec<serde_json::Value> {
+    let out = Command::new(python())
+        .arg(repo_root().join("tests/peers/manifests.py"))
+        .arg("json")
+        .arg(repo_root().join(relative))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The demo's emulator playing the partner whose facts `fact` gives (by their DEST.toml
+/// names), as a deployment file states them.
+pub fn partner_config(fact: impl Fn(&str) -> String) -> wif_push_emulator::EmulatorConfig {
+    let mut config = wif_push_emulator::EmulatorConfig::demo();
+    config.project_number = fact("project_number");
+    config.pool_id = fact("pool_id");
+    config.provider_id = fact("provider_id");
+    config.service_account = fact("service_account");
+    config.bucket = fact("bucket");
+    config
+}
