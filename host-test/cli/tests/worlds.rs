@@ -186,6 +186,47 @@ async fn fleet(component: &Path, name: impl Fn(&mut GuestEnv, bool)) {
     }
 }
 
+/// A build served by host-test as a host that configures it only through `wasi:config`
+/// (`config`, a deployment file's settings) would: no environment; the emulator plays the
+/// partner those settings name, and its AWS keys stand in for the instance role the
+/// deployment relies on.
+async fn serve_configured(component: &Path, config: Vec<(String, String)>) -> (Demo, Server) {
+    let given: std::collections::HashMap<String, String> = config.iter().cloned().collect();
+    let demo = Demo::start(common::partner_config(|name| given[name].clone()))
+        .await
+        .unwrap();
+    let identity = &demo.emulator.config().identities[0];
+    let mut config = config;
+    config.push(("aws_access_key_id".into(), identity.access_key_id.clone()));
+    config.push((
+        "aws_secret_access_key".into(),
+        identity.secret_access_key.clone(),
+    ));
+    let env = GuestEnv {
+        config,
+        ..GuestEnv::default()
+    };
+    let outbound = Outbound::new(Policy::new(&[], demo.routes.clone())).unwrap();
+    let runtime = Runtime::load(Some(component)).unwrap();
+    let options = ServeOptions::new("127.0.0.1:0".parse().unwrap());
+    let server = Server::start(runtime, env, outbound, options)
+        .await
+        .unwrap();
+    (demo, server)
+}
+
+/// Fresh instances of a build configured through `wasi:config` share one token through the
+/// store `token_store` names (and exchange each without it).
+async fn fleet_named_by_config(component: &Path) {
+    fleet(component, |env, named| {
+        env.config.push((
+            "token_store".into(),
+            if named { "default" } else { "" }.into(),
+        ));
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_instances_of_the_token_store_build_exchange_once() {
     fleet(Path::new(BUILT_KEYVALUE_COMPONENT), |env, named| {
@@ -216,15 +257,9 @@ async fn fresh_instances_of_the_spin_build_exchange_once_through_spin_s_store() 
         component["variables"]["token_store"].as_str(),
         Some("{{ token_store }}")
     );
+    // As spin.toml passes it: a Spin variable, through wasi:config (empty: absent).
     let path = tokio::task::spawn_blocking(spin_build).await.unwrap();
-    fleet(path, |env, named| {
-        // As spin.toml passes it: a Spin variable, through wasi:config (empty: absent).
-        env.config.push((
-            "token_store".into(),
-            if named { "default" } else { "" }.into(),
-        ));
-    })
-    .await;
+    fleet_named_by_config(path).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,7 +324,7 @@ async fn the_spinapp_s_variables_configure_the_spin_build_behind_its_service() {
     let docs = common::yaml_documents("deploy/spinkube/spinapp.yaml");
     let of_kind = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap().clone();
     let (config_map, app) = (of_kind("ConfigMap"), of_kind("SpinApp"));
-    let mut variables: Vec<(String, String)> = app["spec"]["variables"]
+    let variables: Vec<(String, String)> = app["spec"]["variables"]
         .as_array()
         .unwrap()
         .iter()
@@ -304,27 +339,14 @@ async fn the_spinapp_s_variables_configure_the_spin_build_behind_its_service() {
             )
         })
         .collect();
-    let given: std::collections::HashMap<String, String> = variables.iter().cloned().collect();
-    let value = |name: &str| given[name].clone();
-    let demo = Demo::start(common::partner_config(value)).await.unwrap();
-    // The node's instance role answers on EKS; its keys stand in for it here.
-    let identity = &demo.emulator.config().identities[0];
-    variables.push(("aws_access_key_id".into(), identity.access_key_id.clone()));
-    variables.push((
-        "aws_secret_access_key".into(),
-        identity.secret_access_key.clone(),
-    ));
-    let env = GuestEnv {
-        config: variables,
-        ..GuestEnv::default()
-    };
-    let outbound = Outbound::new(Policy::new(&[], demo.routes.clone())).unwrap();
+    let prefix = variables
+        .iter()
+        .find(|(n, _)| n == "prefix")
+        .unwrap()
+        .1
+        .clone();
     let path = tokio::task::spawn_blocking(spin_build).await.unwrap();
-    let runtime = Runtime::load(Some(path.as_path())).unwrap();
-    let options = ServeOptions::new("127.0.0.1:0".parse().unwrap());
-    let server = Server::start(runtime, env, outbound, options)
-        .await
-        .unwrap();
+    let (demo, server) = serve_configured(path, variables).await;
     let ask = |host: &'static str, head: &'static str, body: &'static [u8]| {
         let addr = server.addr();
         async move {
@@ -340,7 +362,6 @@ async fn the_spinapp_s_variables_configure_the_spin_build_behind_its_service() {
     )
     .await;
     assert!(put.starts_with("HTTP/1.1 201"), "{put}");
-    let prefix = value("prefix");
     assert!(
         demo.emulator
             .object(&format!("{prefix}orders.csv"))
@@ -355,15 +376,9 @@ async fn the_spinapp_s_variables_configure_the_spin_build_behind_its_service() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_instances_of_the_wasmcloud_build_exchange_once_through_its_store() {
+    // As wasmCloud passes it: the component's config, through wasi:config.
     let path = tokio::task::spawn_blocking(wasmcloud_build).await.unwrap();
-    fleet(path, |env, named| {
-        // As wasmCloud passes it: the component's config, through wasi:config.
-        env.config.push((
-            "token_store".into(),
-            if named { "default" } else { "" }.into(),
-        ));
-    })
-    .await;
+    fleet_named_by_config(path).await;
 }
 
 /// `deploy/wasmcloud/wadm.yaml` as wasmCloud hands it to the wasmCloud build: the component's
@@ -377,45 +392,27 @@ async fn the_wadm_application_s_config_configures_the_wasmcloud_build() {
         .iter()
         .find(|c| c["type"] == "component")
         .unwrap();
-    let mut config: Vec<(String, String)> = component["properties"]["config"]
+    let config: Vec<(String, String)> = component["properties"]["config"]
         .as_array()
         .unwrap()
         .iter()
         .flat_map(|c| c["properties"].as_object().unwrap().clone())
         .map(|(k, v)| (k, v.as_str().unwrap().to_owned()))
         .collect();
-    let given: std::collections::HashMap<String, String> = config.iter().cloned().collect();
-    let demo = Demo::start(common::partner_config(|name| given[name].clone()))
-        .await
-        .unwrap();
-    // The host's instance role answers in wasmCloud; its keys stand in for it here.
-    let identity = &demo.emulator.config().identities[0];
-    config.push(("aws_access_key_id".into(), identity.access_key_id.clone()));
-    config.push((
-        "aws_secret_access_key".into(),
-        identity.secret_access_key.clone(),
-    ));
-    let env = GuestEnv {
-        config,
-        ..GuestEnv::default()
-    };
-    let outbound = Outbound::new(Policy::new(&[], demo.routes.clone())).unwrap();
+    let prefix = config
+        .iter()
+        .find(|(n, _)| n == "prefix")
+        .unwrap()
+        .1
+        .clone();
     let path = tokio::task::spawn_blocking(wasmcloud_build).await.unwrap();
-    let runtime = Runtime::load(Some(path.as_path())).unwrap();
-    let server = Server::start(
-        runtime,
-        env,
-        outbound,
-        ServeOptions::new("127.0.0.1:0".parse().unwrap()),
-    )
-    .await
-    .unwrap();
+    let (demo, server) = serve_configured(path, config).await;
     let head = "PUT /v1/objects/orders.csv HTTP/1.1\r\ncontent-length: 9";
     let put = common::http_exchange(server.addr(), head, b"id,total\n").await;
     assert!(put.starts_with("HTTP/1.1 201"), "{put}");
     assert!(
         demo.emulator
-            .object(&format!("{}orders.csv", given["prefix"]))
+            .object(&format!("{prefix}orders.csv"))
             .is_some()
     );
     server.shutdown().await;
