@@ -69,6 +69,16 @@ pub enum Outcome {
     Failed(anyhow::Error),
 }
 
+impl Outcome {
+    /// An earlier run's delivery, its receipt saying so (`"earlier": true`).
+    fn earlier(line: ReceiptLine) -> Outcome {
+        Outcome::Earlier(ReceiptLine {
+            earlier: true,
+            ..line
+        })
+    }
+}
+
 /// A name `--if-exists skip` left as it was, as printed.
 #[derive(Debug, Serialize)]
 pub struct Skipped {
@@ -307,11 +317,9 @@ pub async fn run(
                 // Nothing is read for it: its bytes count as done.
                 read.fetch_add(receipt.size, Ordering::Relaxed);
                 receipts.insert(item.name.clone(), (**receipt).clone());
-                let mut receipt = (**receipt).clone();
-                receipt.earlier = true;
                 events(Event::Done {
                     item: &item,
-                    outcome: &Outcome::Earlier(receipt),
+                    outcome: &Outcome::earlier((**receipt).clone()),
                 });
             }
             _ => pending.push_back(item),
@@ -399,10 +407,7 @@ pub async fn run(
         };
         let full = format!("{}{}", destination.prefix, name);
         let outcome = match shared.ledger_entry(&full) {
-            Some(Entry::Delivered(receipt)) => Outcome::Earlier(ReceiptLine {
-                earlier: true,
-                ..*receipt
-            }),
+            Some(Entry::Delivered(receipt)) => Outcome::earlier(*receipt),
             _ => {
                 let mut session = shared.instances.session(options.guest_memory_limit).await?;
                 let tokens = shared.tokens.lock().unwrap().tokens.clone();
@@ -657,7 +662,7 @@ async fn deliver_one(shared: &Shared, session: &mut Session, item: &Item, body: 
                 Source::File(path) if !matches!(body, Body::Bytes(_)) => Some(path.as_path()),
                 _ => None,
             };
-            let mut line = ReceiptLine::new(&receipt, file);
+            let line = ReceiptLine::new(&receipt, file);
             if let Err(e) = record(Record::Delivered {
                 name: full.clone(),
                 receipt: Box::new(line.clone()),
@@ -668,8 +673,7 @@ async fn deliver_one(shared: &Shared, session: &mut Session, item: &Item, body: 
             }
             // A session that had finished before this run asked it: an earlier run's object.
             if resumed && receipt.requests <= 1 {
-                line.earlier = true;
-                return Outcome::Earlier(line);
+                return Outcome::earlier(line);
             }
             Outcome::Delivered(line)
         }
@@ -704,7 +708,7 @@ async fn deliver_one(shared: &Shared, session: &mut Session, item: &Item, body: 
                 name: full.clone(),
                 receipt: Box::new(line.clone()),
             }) {
-                Ok(()) => Outcome::Earlier(line),
+                Ok(()) => Outcome::earlier(line),
                 Err(e) => Outcome::Failed(e),
             }
         }
