@@ -8,24 +8,16 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, host_test_against, python, repo_root};
+use common::{free_port, host_test_against, manifests, repo_root};
 use serde_json::Value;
 use wif_push_bench::demo::Demo;
 use wif_push_emulator::{Endpoint, S3Object};
 use wif_push_host::runtime::BUILT_COMPONENT;
-
-fn manifests(args: &[&OsString]) -> Output {
-    Command::new(python())
-        .arg(repo_root().join("tests/peers/manifests.py"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -75,10 +67,10 @@ fn strings(value: &Value) -> Vec<String> {
 fn every_deployment_file_validates() {
     let files = deployment_files();
     assert!(files.len() >= 6, "{files:?}");
-    let args: Vec<OsString> = std::iter::once("check".into())
-        .chain(files.iter().map(|f| f.clone().into_os_string()))
+    let args: Vec<&OsStr> = std::iter::once("check".as_ref())
+        .chain(files.iter().map(|f| f.as_os_str()))
         .collect();
-    let out = manifests(&args.iter().collect::<Vec<_>>());
+    let out = manifests(&args);
     let said = text(&out.stdout);
     assert!(out.status.success(), "{said}{}", text(&out.stderr));
     for file in &files {
@@ -199,7 +191,7 @@ fn a_wrong_field_in_each_file_is_caught_and_named() {
         std::fs::create_dir(&case_dir).unwrap();
         let path = case_dir.join(Path::new(file).file_name().unwrap());
         std::fs::write(&path, original.replacen(from, to, 1)).unwrap();
-        let out = manifests(&[&"check".into(), &path.into_os_string()]);
+        let out = manifests(&["check".as_ref(), path.as_os_str()]);
         let said = text(&out.stdout);
         assert!(!out.status.success(), "{file} with {to:?} passed: {said}");
         assert!(said.contains(expected), "{file} with {to:?}: {said}");

@@ -346,14 +346,19 @@ pub async fn put_object_chunked(addr: SocketAddr, name: &str, body: &[u8]) -> St
     http_exchange(addr, &head, &chunked).await
 }
 
+/// `tests/peers/manifests.py ARGS...`, the deployment files' validator.
+pub fn manifests(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(python())
+        .arg(repo_root().join("tests/peers/manifests.py"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// The documents of a YAML file under the repository (`tests/peers/manifests.py json`).
 pub fn yaml_documents(relative: &str) -> Vec<serde_json::Value> {
-    let out = Command::new(python())
-        .arg(repo_root().join("tests/peers/manifests.py"))
-        .arg("json")
-        .arg(repo_root().join(relative))
-        .output()
-        .unwrap();
+    let path = repo_root().join(relative);
+    let out = manifests(&["json".as_ref(), path.as_os_str()]);
     assert!(
         out.status.success(),
         "{}",
