@@ -18,8 +18,9 @@ use crate::wif::token::TokenSource;
 
 // One component serves both the library and the sidecar worlds. The `wasi-config` feature adds
 // the `wasi:config` import for hosts that offer it, `wasi-keyvalue` a token store (Wasmtime's
-// `wasi:keyvalue`), `spin` both in Spin's versions, `wasmcloud` both in wasmCloud's. WASI types are the `wasip2` crate's, so a
-// stream or request from an export is the same type the I/O code uses.
+// `wasi:keyvalue`), `spin` both in Spin's versions, `wasmcloud` both in wasmCloud's. WASI types
+// are the `wasip2` crate's, so a stream or request from an export is the same type the I/O
+// code uses.
 macro_rules! bindings {
     ($world:literal $(, $extra:tt)*) => {
         wit_bindgen::generate!({

@@ -122,7 +122,7 @@ pub async fn run(
     if let Some(shard) = args.shard {
         plan.keep_shard(shard, &destination.prefix);
     }
-    let shard = args
+    let shard_label = args
         .shard
         .map(|s| format!("shard {s}: "))
         .unwrap_or_default();
@@ -141,7 +141,7 @@ pub async fn run(
         note(
             cli,
             &format!(
-                "dry run: {shard}{} objects would be delivered to gs://{}/{}; nothing was sent",
+                "dry run: {shard_label}{} objects would be delivered to gs://{}/{}; nothing was sent",
                 plan.items.len(),
                 destination.bucket,
                 destination.prefix
@@ -242,7 +242,7 @@ pub async fn run(
             }})
         );
     } else {
-        eprintln!("host-test deliver: {shard}{}", summary.line());
+        eprintln!("host-test deliver: {shard_label}{}", summary.line());
     }
     if summary.untried > 0 {
         note(
